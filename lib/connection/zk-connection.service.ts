@@ -1,0 +1,301 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { BehaviorSubject, type Observable } from 'rxjs';
+import { ZkConnectError } from '../errors/connect.error.js';
+import { NotConnectedError } from '../errors/not-connected.error.js';
+import { MODULE_OPTIONS_TOKEN } from '../zk-lock.module-definition.js';
+import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
+import { ZooKeeperClientAdapter, type AdapterEvent } from './zookeeper-client.adapter.js';
+import type { NodeStat, SessionEndReason, WatchRegistration, ZkCreateMode, ZkPort, ZkSession } from './zk-port.js';
+
+/** Where the connection is. */
+export type ZkConnectionState =
+  /** Not started yet (lazy connection). */
+  | 'idle'
+  /** Looking for a server for a new session. */
+  | 'connecting'
+  /** A session is established; requests flow. */
+  | 'connected'
+  /** Cut off; the session may still be alive on the server. Held locks are still ours, for now. */
+  | 'suspended'
+  /** The session is over (expired, or presumed expired after the session timeout). Its locks are lost; a new session follows. */
+  | 'expired'
+  /** Closed for good. */
+  | 'closed';
+
+/** One change of connection state, as `state$` emits it. */
+export interface ZkConnectionEvent {
+  state: ZkConnectionState;
+  /** The session, as 16 hex digits, when there is one. */
+  sessionId?: string;
+  /** With `connected`: true when this is a new session replacing an expired one. */
+  newSession?: boolean;
+  /** With `expired` or `closed`: why the session ended. */
+  reason?: SessionEndReason;
+}
+
+class Session implements ZkSession {
+  private readonly controller = new AbortController();
+  readonly ended: AbortSignal = this.controller.signal;
+
+  constructor(
+    readonly id: bigint,
+    readonly timeout: number,
+  ) {}
+
+  end(reason: SessionEndReason): void {
+    this.controller.abort(reason);
+  }
+}
+
+/**
+ * One ZooKeeper session for the application, over node-zookeeper-client.
+ *
+ * Connects on module init (unless `lazyConnect`), makes a new session after the old one expires,
+ * presumes the session lost when cut off for the session timeout (without waiting to hear it
+ * from a server), and closes the session on shutdown so our ephemeral nodes go at once.
+ */
+@Injectable()
+export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationShutdown {
+  readonly options: ResolvedZkLockOptions;
+  private readonly logger = new Logger(ZkConnectionService.name);
+  private readonly events = new BehaviorSubject<ZkConnectionEvent>({ state: 'idle' });
+  private adapter: ZooKeeperClientAdapter | undefined;
+  private session: Session | undefined;
+  private sessionCount = 0;
+  private readonly sessionWaiters = new Set<{ resolve: (s: Session) => void; reject: (e: Error) => void }>();
+  private lossTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private connecting: Promise<void> | undefined;
+
+  /** Connection state changes, starting with the current state. */
+  readonly state$: Observable<ZkConnectionEvent> = this.events.asObservable();
+
+  constructor(@Inject(MODULE_OPTIONS_TOKEN) options: ZkLockOptions) {
+    this.options = resolveOptions(options);
+  }
+
+  get state(): ZkConnectionState {
+    return this.events.value.state;
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.options.lazyConnect) await this.connect();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /**
+   * Starts the connection (once) and resolves when the first session is established.
+   * Rejects with {@link ZkConnectError}, naming the servers, after `connectTimeout`.
+   */
+  connect(): Promise<void> {
+    this.connecting ??= this.firstConnect();
+    return this.connecting;
+  }
+
+  /** Closes the session (our ephemeral nodes go at once) and stops reconnecting. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.lossTimer);
+    const adapter = this.adapter;
+    this.adapter = undefined;
+    await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
+    this.endSession('closed');
+    for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(new NotConnectedError('the connection was closed'));
+    this.events.next({ state: 'closed', reason: 'closed' });
+    this.events.complete();
+  }
+
+  // ---- ZkPort ----
+
+  currentSession(): ZkSession | undefined {
+    return this.session;
+  }
+
+  waitForSession(signal?: AbortSignal): Promise<ZkSession> {
+    if (this.session) return Promise.resolve(this.session);
+    if (this.closed) return Promise.reject(new NotConnectedError('the connection is closed'));
+    if (!this.adapter && !this.connecting) void this.connect().catch(() => undefined);
+    return new Promise<ZkSession>((resolve, reject) => {
+      const waiter = {
+        resolve: (session: Session) => {
+          cleanup();
+          resolve(session);
+        },
+        reject: (error: Error) => {
+          cleanup();
+          reject(error);
+        },
+      };
+      const onAbort = () => waiter.reject(signal?.reason instanceof Error ? signal.reason : new NotConnectedError('aborted'));
+      const cleanup = () => {
+        this.sessionWaiters.delete(waiter);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.sessionWaiters.add(waiter);
+    });
+  }
+
+  async create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
+    return this.requireAdapter('create', path).create(path, data, mode);
+  }
+
+  async ensurePath(path: string): Promise<void> {
+    const adapter = this.requireAdapter('create', path);
+    let current = '';
+    for (const segment of path.slice(1).split('/')) {
+      current += `/${segment}`;
+      try {
+        await adapter.create(current, Buffer.alloc(0), 'persistent');
+      } catch (error) {
+        if ((error as { zkCode?: string }).zkCode !== 'NODE_EXISTS') throw error;
+      }
+    }
+  }
+
+  async remove(path: string, version = -1): Promise<void> {
+    return this.requireAdapter('delete', path).remove(path, version);
+  }
+
+  async getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
+    return this.requireAdapter('getChildren', path).getChildren(path);
+  }
+
+  async getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
+    return this.requireAdapter('getData', path).getData(path);
+  }
+
+  async exists(path: string): Promise<NodeStat | null> {
+    return this.requireAdapter('exists', path).exists(path);
+  }
+
+  async watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
+    return this.requireAdapter('watch', path).watch(path, onChange);
+  }
+
+  /** Live watch registrations of this process (tests check that none are left). */
+  watchCount(): number {
+    return this.adapter?.watchCount() ?? 0;
+  }
+
+  /** Id and password of the current session: another client can resume it (tests use this to expire it). */
+  sessionCredentials(): { id: Buffer; password: Buffer } | undefined {
+    return this.session ? this.adapter?.sessionCredentials() : undefined;
+  }
+
+  // ---- internals ----
+
+  private async firstConnect(): Promise<void> {
+    const { connectTimeout, connectionString } = this.options;
+    this.startAdapter();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new AbortController();
+    try {
+      await Promise.race([
+        this.waitForSession(deadline.signal),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            reject(new ZkConnectError(connectionString, connectTimeout, 'no server answered'));
+          }, connectTimeout);
+        }),
+      ]);
+    } catch (error) {
+      deadline.abort();
+      await this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private startAdapter(): void {
+    if (this.closed) return;
+    const adapter = new ZooKeeperClientAdapter(this.options);
+    this.adapter = adapter;
+    adapter.onEvent((event) => {
+      if (this.adapter === adapter) this.onAdapterEvent(adapter, event);
+    });
+    this.events.next({ state: 'connecting' });
+    adapter.connect();
+  }
+
+  private onAdapterEvent(adapter: ZooKeeperClientAdapter, event: AdapterEvent): void {
+    switch (event.type) {
+      case 'connected': {
+        clearTimeout(this.lossTimer);
+        this.lossTimer = undefined;
+        const sessionId = event.sessionId.toString(16).padStart(16, '0');
+        if (this.session?.id === event.sessionId) {
+          this.logger.log(`Reconnected to ZooKeeper, session 0x${sessionId} survives`);
+          this.events.next({ state: 'connected', sessionId, newSession: false });
+          return;
+        }
+        this.endSession('session-expired');
+        const session = new Session(event.sessionId, event.timeout);
+        this.session = session;
+        this.sessionCount += 1;
+        this.logger.log(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
+        this.events.next({ state: 'connected', sessionId, newSession: this.sessionCount > 1 });
+        for (const waiter of Array.from(this.sessionWaiters)) waiter.resolve(session);
+        return;
+      }
+      case 'disconnected': {
+        const session = this.session;
+        if (!session) return;
+        this.logger.warn(`Disconnected from ZooKeeper; locks are lost unless reconnected within ${session.timeout} ms`);
+        this.events.next({ state: 'suspended' });
+        // The server expires the session `timeout` after it last heard from us; we last heard
+        // from it no earlier, so by then we must presume it gone, without waiting to be told.
+        const left = Math.max(0, adapter.lastHeard + session.timeout - Date.now());
+        clearTimeout(this.lossTimer);
+        this.lossTimer = setTimeout(() => {
+          this.logger.warn('No ZooKeeper server reached within the session timeout: presuming the session expired');
+          this.replaceSession('connection-lost');
+        }, left);
+        return;
+      }
+      case 'expired':
+        this.logger.warn('ZooKeeper session expired: its locks are lost; starting a new session');
+        this.replaceSession('session-expired');
+        return;
+      case 'auth-failed':
+        this.logger.error('ZooKeeper authentication failed: check the auth option');
+        void this.close();
+        return;
+    }
+  }
+
+  /** The session is over: tell its users, throw the client away, start a fresh one. */
+  private replaceSession(reason: SessionEndReason): void {
+    clearTimeout(this.lossTimer);
+    this.lossTimer = undefined;
+    this.endSession(reason);
+    const old = this.adapter;
+    this.adapter = undefined;
+    void old?.close(0);
+    this.startAdapter();
+  }
+
+  private endSession(reason: SessionEndReason): void {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    if (reason !== 'closed') this.events.next({ state: 'expired', reason });
+    session.end(reason);
+  }
+
+  private requireAdapter(operation: string, path: string): ZooKeeperClientAdapter {
+    if (this.adapter) return this.adapter;
+    throw new NotConnectedError(
+      this.closed ? `cannot ${operation} ${path}: the connection is closed` : `cannot ${operation} ${path}: not connected yet`,
+    );
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The narrow port between the lock recipe and ZooKeeper. The recipe sees only this;
+ * the one adapter that talks to node-zookeeper-client hides the client's quirks behind it.
+ * Every method rejects with a `ZooKeeperError` whose `zkCode` says how it failed.
+ */
+
+/** The parts of a znode's Stat the library reads. zxids and session ids are 64-bit: bigint. */
+export interface NodeStat {
+  czxid: bigint;
+  mzxid: bigint;
+  /** Session that owns an ephemeral node; 0n for persistent nodes. */
+  ephemeralOwner: bigint;
+  version: number;
+  cversion: number;
+  numChildren: number;
+  dataLength: number;
+}
+
+export type ZkCreateMode = 'persistent' | 'ephemeral' | 'ephemeral-sequential';
+
+/** Why a session ended, as the lock layer reports it on the held locks of that session. */
+export type SessionEndReason = 'session-expired' | 'connection-lost' | 'closed';
+
+/** One ZooKeeper session. A new session is a new object; `ended` aborts once, when it is over. */
+export interface ZkSession {
+  readonly id: bigint;
+  /** The session timeout the server granted, in ms. */
+  readonly timeout: number;
+  /** Aborts (reason: a {@link SessionEndReason}) when the session is over for us. */
+  readonly ended: AbortSignal;
+}
+
+/** A registered watch; `cancel()` forgets our interest (and removes the server watch when nobody else wants it). */
+export interface WatchRegistration {
+  cancel(): void;
+}
+
+export interface ZkPort {
+  /** The current session, when there is one. */
+  currentSession(): ZkSession | undefined;
+  /** The current session, or the next one; rejects when `signal` aborts or the connection is closed. */
+  waitForSession(signal?: AbortSignal): Promise<ZkSession>;
+  create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string>;
+  /** Creates the persistent path and any missing parents; existing nodes are fine. */
+  ensurePath(path: string): Promise<void>;
+  remove(path: string, version?: number): Promise<void>;
+  getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }>;
+  getData(path: string): Promise<{ data: Buffer; stat: NodeStat }>;
+  exists(path: string): Promise<NodeStat | null>;
+  /**
+   * Sets a one-shot watch on `path` (with getData, which, unlike exists, leaves no watch on a
+   * missing node) and calls `onChange` when the node changes or goes. Resolves `null` when the
+   * node does not exist (nothing registered).
+   */
+  watch(path: string, onChange: () => void): Promise<WatchRegistration | null>;
+}

@@ -1,0 +1,438 @@
+/**
+ * The ONE file that imports node-zookeeper-client (1.1.3). Everything the client gets wrong
+ * (see docs/architecture.md, "The client library") is handled here, so the rest of the
+ * library sees a small promise API with deadlines and a single watch dispatcher per path.
+ *
+ * One adapter wraps one client object, and a client object lives for at most one session:
+ * after expiry (or a presumed expiry) the connection service throws it away and makes another.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import { ZooKeeperError, type ZkErrorCode } from '../errors/zookeeper.error.js';
+import type { ZkAclEntry, ZkAuth } from '../zk-lock.options.js';
+import type { NodeStat, WatchRegistration, ZkCreateMode } from './zk-port.js';
+
+// ---- the parts of the client we use, typed here (the package ships no types) ----
+
+interface RawStat {
+  czxid: Buffer;
+  mzxid: Buffer;
+  ephemeralOwner: Buffer;
+  version: number;
+  cversion: number;
+  numChildren: number;
+  dataLength: number;
+}
+interface RawException {
+  getCode(): number;
+  message: string;
+}
+type Callback<T extends unknown[]> = (error: RawException | null, ...result: T) => void;
+interface RawPacket {
+  request: unknown;
+  callback: ((...args: unknown[]) => void) | null;
+}
+interface RawConnectionManager {
+  socket?: Socket;
+  chrootPath?: string;
+  connect(): void;
+  connectTimeoutHandler?: NodeJS.Timeout;
+  watcherManager: { dataWatchers: Record<string, EventEmitter | undefined> };
+  packetQueue: { push(packet: RawPacket): void };
+}
+interface RawClient extends EventEmitter {
+  connect(): void;
+  close(): void;
+  getSessionId(): Buffer;
+  getSessionPassword(): Buffer;
+  getSessionTimeout(): number;
+  addAuthInfo(scheme: string, auth: Buffer): void;
+  create(path: string, data: Buffer, acls: unknown[], mode: number, cb: Callback<[string]>): void;
+  remove(path: string, version: number, cb: Callback<[]>): void;
+  getChildren(path: string, cb: Callback<[string[], RawStat]>): void;
+  getData(path: string, watcher: ((event: unknown) => void) | undefined, cb: Callback<[Buffer | null, RawStat]>): void;
+  exists(path: string, cb: Callback<[RawStat | null]>): void;
+  connectionManager: RawConnectionManager;
+}
+interface RawModule {
+  createClient(connectionString: string, options: Record<string, unknown>): RawClient;
+  ACL: new (perms: number, id: unknown) => unknown;
+  Id: new (scheme: string, id: string) => unknown;
+}
+// Loaded with require: the package is CommonJS and ships no types (the ones above are ours).
+const zk = createRequire(import.meta.url)('node-zookeeper-client') as RawModule;
+
+// ---- constants of the protocol ----
+
+const CREATE_MODES: Record<ZkCreateMode, number> = { persistent: 0, ephemeral: 1, 'ephemeral-sequential': 3 };
+const PERMISSION_BITS: Record<string, number> = { r: 1, w: 2, c: 4, d: 8, a: 16 };
+const ERROR_CODES: Record<number, ZkErrorCode> = {
+  [-101]: 'NO_NODE',
+  [-110]: 'NODE_EXISTS',
+  [-111]: 'NOT_EMPTY',
+  [-103]: 'BAD_VERSION',
+  [-102]: 'NO_AUTH',
+  [-114]: 'INVALID_ACL',
+  [-4]: 'CONNECTION_LOSS',
+  [-112]: 'SESSION_EXPIRED',
+  [-7]: 'OPERATION_TIMEOUT',
+};
+const OP_REMOVE_WATCHES = 18;
+const OP_DELETE = 2;
+const WATCHER_TYPE_DATA = 2;
+
+export type AdapterEvent =
+  | { type: 'connected'; sessionId: bigint; timeout: number }
+  | { type: 'disconnected' }
+  | { type: 'expired' }
+  | { type: 'auth-failed' };
+
+export interface AdapterOptions {
+  connectionString: string;
+  sessionTimeout: number;
+  operationTimeout: number;
+  reconnectDelay: number;
+  auth: ZkAuth[];
+  acl: ZkAclEntry[];
+  /** Resume an existing session (tests use this to expire a session on purpose). */
+  session?: { id: Buffer; password: Buffer };
+}
+
+interface PathWatch {
+  listeners: Set<() => void>;
+  /** Resolves true once the server watch is set, false when the node did not exist. */
+  ready: Promise<boolean>;
+  armed: boolean;
+  dispatch: () => void;
+}
+
+export class ZooKeeperClientAdapter {
+  private readonly client: RawClient;
+  private readonly acl: unknown[];
+  private readonly events = new EventEmitter();
+  private readonly inflight = new Set<(error: ZooKeeperError) => void>();
+  private readonly watches = new Map<string, PathWatch>();
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private connected = false;
+  /** When we last received bytes from a server (ms since epoch). */
+  lastHeard = 0;
+
+  constructor(private readonly options: AdapterOptions) {
+    const clientOptions: Record<string, unknown> = {
+      sessionTimeout: options.sessionTimeout,
+      spinDelay: options.reconnectDelay,
+      // Never re-send: a re-sent sequential create makes a duplicate node that nobody owns.
+      retries: 0,
+    };
+    if (options.session) {
+      clientOptions.sessionId = options.session.id;
+      clientOptions.sessionPassword = options.session.password;
+    }
+    this.client = zk.createClient(options.connectionString, clientOptions);
+    this.acl = options.acl.map(
+      (entry) =>
+        new zk.ACL(
+          Array.from(entry.perms).reduce((bits, p) => bits | (PERMISSION_BITS[p] ?? 0), 0),
+          new zk.Id(entry.scheme, entry.scheme === 'world' ? entry.id || 'anyone' : entry.id),
+        ),
+    );
+    for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
+    this.client.on('connected', () => this.onConnected());
+    this.client.on('connectedReadOnly', () => this.onConnected());
+    this.client.on('disconnected', () => {
+      if (!this.connected) return;
+      this.connected = false;
+      this.emit({ type: 'disconnected' });
+    });
+    this.client.on('expired', () => {
+      this.connected = false;
+      this.failAll('SESSION_EXPIRED');
+      this.emit({ type: 'expired' });
+    });
+    this.client.on('authenticationFailed', () => {
+      this.connected = false;
+      this.failAll('NO_AUTH');
+      this.emit({ type: 'auth-failed' });
+    });
+  }
+
+  onEvent(listener: (event: AdapterEvent) => void): void {
+    this.events.on('event', listener);
+  }
+
+  connect(): void {
+    this.client.connect();
+    // The client has no read timeout: a half-open socket looks connected forever. Check that the
+    // server has spoken (it answers the pings the client sends every third of the timeout).
+    const period = Math.max(50, Math.floor(this.options.sessionTimeout / 6));
+    this.livenessTimer = setInterval(() => this.checkLiveness(), period);
+    this.livenessTimer.unref();
+  }
+
+  sessionId(): bigint {
+    return this.client.getSessionId().readBigUInt64BE(0);
+  }
+
+  /** Session id and password, to resume this session from another client (tests expire sessions this way). */
+  sessionCredentials(): { id: Buffer; password: Buffer } {
+    return { id: this.client.getSessionId(), password: this.client.getSessionPassword() };
+  }
+
+  isConnected(): boolean {
+    return this.connected;
+  }
+
+  // ---- requests ----
+
+  create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
+    return this.call('create', path, (cb: Callback<[string]>) =>
+      this.client.create(path, data, this.acl, CREATE_MODES[mode], cb),
+    ).then(([created]) => created);
+  }
+
+  remove(path: string, version = -1): Promise<void> {
+    return this.call('delete', path, (cb: Callback<[]>) => this.client.remove(path, version, cb)).then(() => undefined);
+  }
+
+  getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
+    return this.call('getChildren', path, (cb: Callback<[string[], RawStat]>) => this.client.getChildren(path, cb)).then(
+      ([children, stat]) => ({ children, stat: toStat(stat) }),
+    );
+  }
+
+  getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
+    return this.call('getData', path, (cb: Callback<[Buffer | null, RawStat]>) =>
+      this.client.getData(path, undefined, cb),
+    ).then(([data, stat]) => ({ data: data ?? Buffer.alloc(0), stat: toStat(stat) }));
+  }
+
+  async exists(path: string): Promise<NodeStat | null> {
+    const [stat] = await this.call('exists', path, (cb: Callback<[RawStat | null]>) => this.client.exists(path, cb));
+    return stat ? toStat(stat) : null;
+  }
+
+  /**
+   * One server watch per path, however many local waiters: the client would add a listener per
+   * call and leak them. When the last local waiter cancels, the server watch is removed too.
+   */
+  async watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
+    let entry = this.watches.get(path);
+    if (!entry) {
+      const created: PathWatch = {
+        listeners: new Set(),
+        armed: false,
+        ready: Promise.resolve(false),
+        dispatch: () => {
+          if (this.watches.get(path) === created) this.watches.delete(path);
+          created.armed = false;
+          for (const listener of Array.from(created.listeners)) listener();
+        },
+      };
+      created.ready = this.call('getData', path, (cb: Callback<[Buffer | null, RawStat]>) =>
+        this.client.getData(path, created.dispatch, cb),
+      ).then(
+        () => {
+          created.armed = true;
+          if (created.listeners.size === 0) this.unwatch(path, created);
+          return true;
+        },
+        (error: unknown) => {
+          if (this.watches.get(path) === created) this.watches.delete(path);
+          if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return false;
+          throw error;
+        },
+      );
+      this.watches.set(path, created);
+      entry = created;
+    }
+    const watch = entry;
+    watch.listeners.add(onChange);
+    let exists: boolean;
+    try {
+      exists = await watch.ready;
+    } catch (error) {
+      watch.listeners.delete(onChange);
+      throw error;
+    }
+    if (!exists) {
+      watch.listeners.delete(onChange);
+      return null;
+    }
+    return {
+      cancel: () => {
+        if (!watch.listeners.delete(onChange)) return;
+        if (watch.listeners.size === 0 && watch.armed) this.unwatch(path, watch);
+      },
+    };
+  }
+
+  /** Number of paths with a live watch registration (tests check that nothing is left). */
+  watchCount(): number {
+    return this.watches.size;
+  }
+
+  /**
+   * Closes the session (its ephemeral nodes go at once) and waits up to `timeout` ms for the
+   * server; then, or when the client is cut off, tears the socket down without waiting.
+   * No reconnect loop survives this.
+   */
+  async close(timeout: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.livenessTimer);
+    this.failAll('CLOSED');
+    const manager = this.client.connectionManager;
+    manager.connect = () => undefined; // no more reconnect attempts, whatever state we are in
+    const wasConnected = this.connected;
+    this.connected = false;
+    if (wasConnected) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeout);
+        timer.unref();
+        this.client.once('disconnected', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.client.close();
+      });
+    } else {
+      this.client.close();
+    }
+    clearTimeout(manager.connectTimeoutHandler);
+    manager.socket?.destroy();
+    this.watches.clear();
+    this.events.removeAllListeners();
+  }
+
+  // ---- internals ----
+
+  private emit(event: AdapterEvent): void {
+    if (!this.closed) this.events.emit('event', event);
+  }
+
+  private onConnected(): void {
+    this.connected = true;
+    this.lastHeard = Date.now();
+    const socket = this.client.connectionManager.socket;
+    socket?.on('data', () => {
+      this.lastHeard = Date.now();
+    });
+    this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });
+  }
+
+  private checkLiveness(): void {
+    if (!this.connected) return;
+    const silentFor = Date.now() - this.lastHeard;
+    if (silentFor > (this.client.getSessionTimeout() * 2) / 3) {
+      // Like the Java client's read timeout: drop the socket so the client tries the next server.
+      this.client.connectionManager.socket?.destroy();
+    }
+  }
+
+  private unwatch(path: string, watch: PathWatch): void {
+    if (this.watches.get(path) === watch) this.watches.delete(path);
+    watch.armed = false;
+    const emitter = this.client.connectionManager.watcherManager.dataWatchers[path];
+    emitter?.removeListener('notification', watch.dispatch);
+    if (emitter && emitter.listenerCount('notification') === 0) {
+      delete this.client.connectionManager.watcherManager.dataWatchers[path];
+    }
+    if (this.connected) this.sendRemoveWatches(path);
+  }
+
+  /**
+   * removeWatches (opcode 18) is missing from the client. We queue it ourselves, fire and forget:
+   * with no callback the client never looks at the reply, so a NOWATCHER (-121) reply, a code
+   * the client does not know and would throw on, is harmless. The header reports DELETE to the
+   * client's reply parser (a reply without a body, like removeWatches') and writes 18 on the wire.
+   */
+  private sendRemoveWatches(path: string): void {
+    const fullPath = (this.client.connectionManager.chrootPath ?? '') + path;
+    const pathBytes = Buffer.from(fullPath, 'utf8');
+    const header = {
+      xid: 0,
+      type: OP_DELETE,
+      byteLength: () => 8,
+      serialize(buffer: Buffer, offset: number): number {
+        buffer.writeInt32BE(header.xid, offset);
+        buffer.writeInt32BE(OP_REMOVE_WATCHES, offset + 4);
+        return 8;
+      },
+    };
+    const payload = {
+      byteLength: () => 8 + pathBytes.length,
+      serialize(buffer: Buffer, offset: number): number {
+        buffer.writeInt32BE(pathBytes.length, offset);
+        pathBytes.copy(buffer, offset + 4);
+        buffer.writeInt32BE(WATCHER_TYPE_DATA, offset + 4 + pathBytes.length);
+        return 8 + pathBytes.length;
+      },
+    };
+    const request = {
+      header,
+      payload,
+      toBuffer(): Buffer {
+        const size = header.byteLength() + payload.byteLength();
+        const buffer = Buffer.alloc(size + 4);
+        buffer.writeInt32BE(size, 0);
+        header.serialize(buffer, 4);
+        payload.serialize(buffer, 12);
+        return buffer;
+      },
+    };
+    this.client.connectionManager.packetQueue.push({ request, callback: null });
+  }
+
+  /** Runs one request with a deadline; a late reply is ignored (its outcome is unknown to the caller). */
+  private call<T extends unknown[]>(operation: string, path: string, send: (cb: Callback<T>) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.closed) {
+        reject(new ZooKeeperError('CLOSED', operation, path, 'the connection is closed'));
+        return;
+      }
+      const fail = (error: ZooKeeperError) => {
+        clearTimeout(timer);
+        this.inflight.delete(fail);
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(new ZooKeeperError('OPERATION_TIMEOUT', operation, path, `no reply within ${this.options.operationTimeout} ms`)),
+        this.options.operationTimeout,
+      );
+      this.inflight.add(fail);
+      try {
+        send((error, ...result) => {
+          if (!this.inflight.has(fail)) return;
+          if (error) {
+            fail(new ZooKeeperError(ERROR_CODES[error.getCode()] ?? 'OTHER', operation, path, error.message));
+            return;
+          }
+          clearTimeout(timer);
+          this.inflight.delete(fail);
+          resolve(result);
+        });
+      } catch (error) {
+        fail(new ZooKeeperError('OTHER', operation, path, (error as Error).message));
+      }
+    });
+  }
+
+  /** Rejects every request still waiting for a reply: after expiry or close the client would never answer. */
+  private failAll(code: ZkErrorCode): void {
+    for (const fail of Array.from(this.inflight)) fail(new ZooKeeperError(code, 'request', '', `session ${code.toLowerCase()}`));
+  }
+}
+
+function toStat(raw: RawStat): NodeStat {
+  return {
+    czxid: raw.czxid.readBigInt64BE(0),
+    mzxid: raw.mzxid.readBigInt64BE(0),
+    ephemeralOwner: raw.ephemeralOwner.readBigUInt64BE(0),
+    version: raw.version,
+    cversion: raw.cversion,
+    numChildren: raw.numChildren,
+    dataLength: raw.dataLength,
+  };
+}

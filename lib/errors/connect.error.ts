@@ -1,0 +1,18 @@
+import { ZkLockError } from './zk-lock.error.js';
+
+/** No ZooKeeper session could be established within the connect timeout. */
+export class ZkConnectError extends ZkLockError {
+  readonly code = 'ZK_LOCK_CONNECT_FAILED';
+
+  constructor(
+    readonly connectionString: string,
+    readonly timeout: number,
+    detail?: string,
+  ) {
+    super(
+      `Could not connect to ZooKeeper at ${connectionString} within ${timeout} ms` +
+        (detail ? ` (${detail})` : '') +
+        '. Is a server running there? Check connectionString and connectTimeout.',
+    );
+  }
+}

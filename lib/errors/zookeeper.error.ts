@@ -1,0 +1,29 @@
+import { ZkLockError } from './zk-lock.error.js';
+
+/** ZooKeeper error codes the library tells apart; anything else is `OTHER`. */
+export type ZkErrorCode =
+  | 'NO_NODE'
+  | 'NODE_EXISTS'
+  | 'NOT_EMPTY'
+  | 'BAD_VERSION'
+  | 'NO_AUTH'
+  | 'INVALID_ACL'
+  | 'CONNECTION_LOSS'
+  | 'SESSION_EXPIRED'
+  | 'OPERATION_TIMEOUT'
+  | 'CLOSED'
+  | 'OTHER';
+
+/** A ZooKeeper request failed. `zkCode` says how; for CONNECTION_LOSS and OPERATION_TIMEOUT the outcome is unknown. */
+export class ZooKeeperError extends ZkLockError {
+  readonly code = 'ZK_LOCK_ZOOKEEPER';
+
+  constructor(
+    readonly zkCode: ZkErrorCode,
+    readonly operation: string,
+    readonly path: string,
+    detail?: string,
+  ) {
+    super(`ZooKeeper ${operation} ${path} failed: ${zkCode}${detail ? ` (${detail})` : ''}`);
+  }
+}

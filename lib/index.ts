@@ -1,0 +1,25 @@
+// The public API of zk-lock. Explicit named exports only; test/unit/public-api.test.ts pins the list.
+export { ZkLockModule } from './zk-lock.module.js';
+export { MODULE_OPTIONS_TOKEN as ZK_LOCK_OPTIONS } from './zk-lock.module-definition.js';
+export type { ZkLockOptions, ZkAuth, ZkAclEntry } from './zk-lock.options.js';
+export {
+  ZkConnectionService,
+  type ZkConnectionState,
+  type ZkConnectionEvent,
+} from './connection/zk-connection.service.js';
+export { LockService, type AcquireOptions, type LockInfo, type LockOwner } from './lock/lock.service.js';
+export type { LockHandle } from './lock/lock-handle.js';
+export { encodeLockKey, lockPathFor, validateLockPath } from './lock/lock-path.js';
+export {
+  ZkLockError,
+  LockTimeoutError,
+  LockAbortedError,
+  LockLostError,
+  type LockLostReason,
+  InvalidLockPathError,
+  InvalidOptionsError,
+  ZkConnectError,
+  NotConnectedError,
+  ZooKeeperError,
+  type ZkErrorCode,
+} from './errors/index.js';

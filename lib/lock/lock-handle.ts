@@ -1,0 +1,101 @@
+import { LockLostError } from '../errors/lock-lost.error.js';
+import type { SessionEndReason, ZkPort } from '../connection/zk-port.js';
+import { deleteNode, type Acquired } from './lock-recipe.js';
+
+/** What a holder gets from `acquire`. Also an `AsyncDisposable`: `await using lock = await locks.acquire(path)`. */
+export interface LockHandle extends AsyncDisposable {
+  /** The lock's path (its directory). */
+  readonly path: string;
+  /** Full path of our node, e.g. `/locks/write_lock/_c_<uuid>-lock-0000000042`. */
+  readonly node: string;
+  /**
+   * Strictly greater for every later holder of this lock, also across re-creation of the lock's
+   * directory. Pass it to the storage you write, and have it refuse writes with a smaller token.
+   */
+  readonly fencingToken: bigint;
+  /** Aborts with a {@link LockLostError} as `reason` when the lock stops being ours. */
+  readonly signal: AbortSignal;
+  /** True once `release()` was called (or the lock was lost). */
+  readonly released: boolean;
+  /** Deletes our node. Safe to call twice and after a loss; never touches another owner's node. */
+  release(): Promise<void>;
+}
+
+/** The handle of one acquisition: owns the node until `release()`. */
+export class HeldLock implements LockHandle {
+  private readonly controller = new AbortController();
+  readonly signal: AbortSignal = this.controller.signal;
+  readonly node: string;
+  readonly fencingToken: bigint;
+  private releasing: Promise<void> | undefined;
+  private readonly onSessionEnd = () => this.lose(this.acquired.session.ended.reason as SessionEndReason);
+
+  constructor(
+    private readonly port: ZkPort,
+    readonly path: string,
+    private readonly acquired: Acquired,
+    private readonly onReleased?: (handle: HeldLock) => void,
+  ) {
+    this.node = acquired.node;
+    this.fencingToken = acquired.fencingToken;
+    const ended = acquired.session.ended;
+    if (ended.aborted) this.onSessionEnd();
+    else ended.addEventListener('abort', this.onSessionEnd, { once: true });
+  }
+
+  get released(): boolean {
+    return this.releasing !== undefined || this.signal.aborted;
+  }
+
+  release(): Promise<void> {
+    this.releasing ??= this.doRelease();
+    return this.releasing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
+  /** Marks the lock lost (the node may already be gone). */
+  lose(reason: LockLostError['reason']): void {
+    this.acquired.session.ended.removeEventListener('abort', this.onSessionEnd);
+    if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));
+  }
+
+  private async doRelease(): Promise<void> {
+    this.acquired.session.ended.removeEventListener('abort', this.onSessionEnd);
+    try {
+      await deleteNode(this.port, this.node, this.acquired.session);
+    } finally {
+      this.onReleased?.(this);
+    }
+  }
+}
+
+/** What a nested acquisition of a lock this call chain already holds gets: the holder's lock, without a release of its own. */
+export class ReentrantLock implements LockHandle {
+  constructor(private readonly outer: LockHandle) {}
+
+  get path(): string {
+    return this.outer.path;
+  }
+  get node(): string {
+    return this.outer.node;
+  }
+  get fencingToken(): bigint {
+    return this.outer.fencingToken;
+  }
+  get signal(): AbortSignal {
+    return this.outer.signal;
+  }
+  get released(): boolean {
+    return this.outer.released;
+  }
+  /** The outer holder releases the node; this one only returns. */
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}

@@ -1,0 +1,165 @@
+import { hostname } from 'node:os';
+import { Injectable } from '@nestjs/common';
+import { ZkConnectionService } from '../connection/zk-connection.service.js';
+import { LockAbortedError } from '../errors/lock-aborted.error.js';
+import { LockTimeoutError } from '../errors/lock-timeout.error.js';
+import { NotConnectedError } from '../errors/not-connected.error.js';
+import { ZooKeeperError } from '../errors/zookeeper.error.js';
+import { validateDuration } from '../zk-lock.options.js';
+import { heldInContext, innermostInContext, runWithLock } from './lock-context.js';
+import { HeldLock, ReentrantLock, type LockHandle } from './lock-handle.js';
+import { validateLockPath } from './lock-path.js';
+import { acquireLock, GiveUp, sequenceOf, sortLockNodes } from './lock-recipe.js';
+
+export interface AcquireOptions {
+  /** How long to wait for the lock, in ms (0: do not wait; `Infinity`: no limit). Default: the module's `lockTimeout`. */
+  timeout?: number;
+  /** Gives up waiting when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** Who holds or waits for a lock, from the data in its node. */
+export interface LockOwner {
+  /** Node name, e.g. `_c_<uuid>-lock-0000000042`. */
+  node: string;
+  sequence: number;
+  /** Owner data as written by the holder (host, pid, app, since), or the raw text for foreign nodes. */
+  owner: { host?: string; pid?: number; app?: string; since?: string } | string | null;
+  /** The ZooKeeper session that owns the node, 16 hex digits. */
+  sessionId: string;
+}
+
+export interface LockInfo {
+  path: string;
+  /** The current holder, or null when the lock is free. */
+  holder: LockOwner | null;
+  /** Waiters in the order they will get the lock. */
+  queue: LockOwner[];
+}
+
+/**
+ * Distributed locks on ZooKeeper: acquire / tryAcquire / withLock / inspect.
+ * Knows nothing of Nest's request pipeline; usable by hand (`new LockService(connection)`).
+ */
+@Injectable()
+export class LockService {
+  private readonly ownerData: Buffer;
+
+  constructor(private readonly connection: ZkConnectionService) {
+    const owner = { host: hostname().slice(0, 255), pid: process.pid, app: connection.options.appName };
+    this.ownerData = Buffer.from(JSON.stringify(owner));
+  }
+
+  /**
+   * Waits for the lock and returns its handle. Rejects with LockTimeoutError after `timeout` ms or
+   * LockAbortedError when `signal` aborts; in both cases nothing of the attempt is left.
+   * Inside `withLock` on the same path, returns the held lock (reentrancy) instead of waiting.
+   *
+   * @example
+   * await using lock = await locks.acquire('/locks/report', { timeout: 5_000 });
+   * await writeReport({ fencingToken: lock.fencingToken, signal: lock.signal });
+   */
+  async acquire(path: string, options: AcquireOptions = {}): Promise<LockHandle> {
+    const handle = await this.take(path, options, true);
+    return handle!;
+  }
+
+  /** Takes the lock only if it is free right now; `null` when someone else holds it. */
+  tryAcquire(path: string, options: Pick<AcquireOptions, 'signal'> = {}): Promise<LockHandle | null> {
+    return this.take(path, { ...options, timeout: this.connection.options.operationTimeout }, false);
+  }
+
+  /**
+   * Runs `fn` while holding the lock and releases it however `fn` ends. Calls nested in `fn` that
+   * lock the same path get the held lock instead of deadlocking (reentrancy per async call chain).
+   */
+  async withLock<T>(path: string, fn: (lock: LockHandle) => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
+    validateLockPath(path);
+    const held = heldInContext(path);
+    if (held) return await fn(new ReentrantLock(held));
+    const lock = await this.acquire(path, options);
+    try {
+      return await runWithLock(lock, () => fn(lock));
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** The lock held by the current call chain for `path` (or the innermost one), inside `withLock`. */
+  current(path?: string): LockHandle | undefined {
+    return path === undefined ? innermostInContext() : heldInContext(validateLockPath(path));
+  }
+
+  /** Who holds `path` and who waits, from the nodes' data. A missing lock directory is a free lock. */
+  async inspect(path: string): Promise<LockInfo> {
+    validateLockPath(path);
+    let children: string[];
+    try {
+      ({ children } = await this.connection.getChildren(path));
+    } catch (error) {
+      if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return { path, holder: null, queue: [] };
+      throw error;
+    }
+    const owners = await Promise.all(
+      sortLockNodes(children).map(async (node): Promise<LockOwner | null> => {
+        try {
+          const { data, stat } = await this.connection.getData(`${path}/${node}`);
+          return {
+            node,
+            sequence: sequenceOf(node),
+            owner: parseOwner(data),
+            sessionId: stat.ephemeralOwner.toString(16).padStart(16, '0'),
+          };
+        } catch (error) {
+          if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null; // released meanwhile
+          throw error;
+        }
+      }),
+    );
+    const present = owners.filter((owner): owner is LockOwner => owner !== null);
+    return { path, holder: present[0] ?? null, queue: present.slice(1) };
+  }
+
+  private async take(path: string, options: AcquireOptions, wait: boolean): Promise<LockHandle | null> {
+    validateLockPath(path);
+    const timeout = validateDuration('timeout', options.timeout ?? this.connection.options.lockTimeout, {
+      allowZero: true,
+      allowInfinity: true,
+    });
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new LockAbortedError(path, new TypeError('options.signal must be an AbortSignal'));
+    }
+    const held = heldInContext(path);
+    if (held) return new ReentrantLock(held);
+    if (this.connection.state === 'closed') throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
+    const data = Buffer.concat([this.ownerData.subarray(0, -1), Buffer.from(`,"since":"${new Date().toISOString()}"}`)]);
+    try {
+      const acquired = await acquireLock(this.connection, {
+        dir: path,
+        data,
+        deadline: timeout === Infinity ? Infinity : Date.now() + timeout,
+        signal: options.signal,
+        wait,
+      });
+      return acquired ? new HeldLock(this.connection, path, acquired) : null;
+    } catch (error) {
+      if (error instanceof GiveUp) {
+        if (error.why === 'aborted') throw new LockAbortedError(path, options.signal?.reason);
+        if (!wait) return null;
+        throw new LockTimeoutError(path, timeout);
+      }
+      throw error;
+    }
+  }
+}
+
+function parseOwner(data: Buffer): LockOwner['owner'] {
+  if (data.length === 0) return null;
+  const text = data.toString('utf8');
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' ? value : text;
+  } catch {
+    return text.slice(0, 200);
+  }
+}
