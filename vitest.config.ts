@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // Integration suites start their own ZooKeeper servers; a few files at a time on 2 cores.
     pool: 'forks',
     maxWorkers: 3,

@@ -5,5 +5,6 @@ import type { ZkLockOptions } from './zk-lock.options.js';
 export const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN, OPTIONS_TYPE, ASYNC_OPTIONS_TYPE } =
   new ConfigurableModuleBuilder<ZkLockOptions>({ moduleName: 'ZkLock' })
     .setClassMethodName('forRoot')
+    .setFactoryMethodName('createZkLockOptions')
     .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
     .build();

@@ -31,6 +31,11 @@ export interface ZkLockOptions {
   reconnectDelay?: number;
   /** How long an `acquire` waits for the lock by default, in ms (`Infinity`: no limit). Default `Infinity`. */
   lockTimeout?: number;
+  /**
+   * After a lock has been held this long (ms), watch its node so that a deletion by someone else
+   * aborts the handle's signal. Shorter holds cost no extra request. `Infinity`: never. Default 1000.
+   */
+  heldLockWatchDelay?: number;
   /** Digest credentials added to every session. */
   auth?: ZkAuth[];
   /**
@@ -42,6 +47,11 @@ export interface ZkLockOptions {
   appName?: string;
   /** Connect on first use instead of during start-up. Default false. */
   lazyConnect?: boolean;
+}
+
+/** A class for `forRootAsync({ useClass })` / `useExisting`. */
+export interface ZkLockOptionsFactory {
+  createZkLockOptions(): ZkLockOptions | Promise<ZkLockOptions>;
 }
 
 /** Options after defaults and validation: what the services read. */
@@ -60,6 +70,7 @@ export const DEFAULT_OPTIONS = {
   operationTimeout: 10_000,
   reconnectDelay: 1_000,
   lockTimeout: Infinity,
+  heldLockWatchDelay: 1_000,
   lazyConnect: false,
 } as const;
 
@@ -76,6 +87,7 @@ export function parseConnectionString(value: unknown): Pick<ResolvedZkLockOption
   const slash = value.indexOf('/');
   const hostList = slash === -1 ? value : value.slice(0, slash);
   let chroot = slash === -1 ? undefined : value.slice(slash);
+  if (chroot === '/') chroot = undefined;
   if (chroot !== undefined) {
     try {
       validateLockPath(chroot, 'chroot');
@@ -95,7 +107,6 @@ export function parseConnectionString(value: unknown): Pick<ResolvedZkLockOption
     }
     return { host, port };
   });
-  if (chroot === '/') chroot = undefined;
   return { servers, chroot };
 }
 
@@ -106,7 +117,8 @@ export function validateDuration(
   rules: { allowZero?: boolean; allowInfinity?: boolean } = {},
 ): number {
   const range = `${rules.allowZero ? 'a number >= 0' : 'a number > 0'} of milliseconds${rules.allowInfinity ? ' (or Infinity)' : ''}`;
-  if (typeof value !== 'number' || Number.isNaN(value)) throw new InvalidOptionsError(option, value, `must be ${range}`);
+  if (typeof value !== 'number' || Number.isNaN(value))
+    throw new InvalidOptionsError(option, value, `must be ${range}`);
   if (value === Infinity && rules.allowInfinity) return value;
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !rules.allowZero)) {
     throw new InvalidOptionsError(option, value, `must be ${range}`);
@@ -128,19 +140,28 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     'operationTimeout',
     'reconnectDelay',
     'lockTimeout',
+    'heldLockWatchDelay',
     'auth',
     'acl',
     'appName',
     'lazyConnect',
   ]);
   for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new InvalidOptionsError(key, (options as unknown as Record<string, unknown>)[key], 'is not a known option');
+    if (!known.has(key))
+      throw new InvalidOptionsError(key, (options as unknown as Record<string, unknown>)[key], 'is not a known option');
   }
   const { servers, chroot } = parseConnectionString(options.connectionString);
   const pick = <K extends keyof typeof DEFAULT_OPTIONS>(key: K) => options[key] ?? DEFAULT_OPTIONS[key];
 
   const auth = options.auth ?? [];
-  if (!Array.isArray(auth)) throw new InvalidOptionsError('auth', auth, 'must be an array of { scheme: "digest", credentials: "user:password" }');
+  if (!Array.isArray(auth)) {
+    // Never echo what may be credentials.
+    throw new InvalidOptionsError(
+      'auth',
+      '<hidden>',
+      'must be an array of { scheme: "digest", credentials: "user:password" }',
+    );
+  }
   auth.forEach((entry, i) => {
     if (entry?.scheme !== 'digest') {
       throw new InvalidOptionsError(`auth[${i}].scheme`, entry?.scheme, 'must be "digest" (the only scheme supported)');
@@ -158,14 +179,23 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
           { scheme: 'world', id: 'anyone', perms: 'r' },
         ]
       : [{ scheme: 'world', id: 'anyone', perms: 'crwda' }]);
-  if (!Array.isArray(acl) || acl.length === 0) throw new InvalidOptionsError('acl', acl, 'must be a non-empty array of ACL entries');
+  if (!Array.isArray(acl) || acl.length === 0)
+    throw new InvalidOptionsError('acl', acl, 'must be a non-empty array of ACL entries');
   acl.forEach((entry, i) => {
     if (!['world', 'auth', 'digest', 'ip'].includes(entry?.scheme)) {
-      throw new InvalidOptionsError(`acl[${i}].scheme`, entry?.scheme, 'must be one of "world", "auth", "digest", "ip"');
+      throw new InvalidOptionsError(
+        `acl[${i}].scheme`,
+        entry?.scheme,
+        'must be one of "world", "auth", "digest", "ip"',
+      );
     }
     if (typeof entry.id !== 'string') throw new InvalidOptionsError(`acl[${i}].id`, entry.id, 'must be a string');
     if (typeof entry.perms !== 'string' || !PERMS.test(entry.perms)) {
-      throw new InvalidOptionsError(`acl[${i}].perms`, entry.perms, 'must be letters from "crwda" (create, read, write, delete, admin)');
+      throw new InvalidOptionsError(
+        `acl[${i}].perms`,
+        entry.perms,
+        'must be letters from "crwda" (create, read, write, delete, admin)',
+      );
     }
   });
   if (acl.some((entry) => entry.scheme === 'auth') && auth.length === 0) {
@@ -176,7 +206,8 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     throw new InvalidOptionsError('appName', options.appName, 'must be a string of at most 100 characters');
   }
   const lazyConnect = pick('lazyConnect');
-  if (typeof lazyConnect !== 'boolean') throw new InvalidOptionsError('lazyConnect', lazyConnect, 'must be true or false');
+  if (typeof lazyConnect !== 'boolean')
+    throw new InvalidOptionsError('lazyConnect', lazyConnect, 'must be true or false');
 
   return {
     connectionString: options.connectionString,
@@ -187,6 +218,10 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     operationTimeout: validateDuration('operationTimeout', pick('operationTimeout')),
     reconnectDelay: validateDuration('reconnectDelay', pick('reconnectDelay'), { allowZero: true }),
     lockTimeout: validateDuration('lockTimeout', pick('lockTimeout'), { allowZero: true, allowInfinity: true }),
+    heldLockWatchDelay: validateDuration('heldLockWatchDelay', pick('heldLockWatchDelay'), {
+      allowZero: true,
+      allowInfinity: true,
+    }),
     auth,
     acl,
     appName: options.appName,

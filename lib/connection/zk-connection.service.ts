@@ -33,6 +33,9 @@ export interface ZkConnectionEvent {
   reason?: SessionEndReason;
 }
 
+/** Share of the session timeout, counted from the last reply, after which a cut-off client presumes its session expired. */
+const PRESUMED_EXPIRY = 0.9;
+
 class Session implements ZkSession {
   private readonly controller = new AbortController();
   readonly ended: AbortSignal = this.controller.signal;
@@ -62,6 +65,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   private adapter: ZooKeeperClientAdapter | undefined;
   private session: Session | undefined;
   private sessionCount = 0;
+  private pastNotifications = 0;
   private readonly sessionWaiters = new Set<{ resolve: (s: Session) => void; reject: (e: Error) => void }>();
   private lossTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -104,7 +108,8 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     this.adapter = undefined;
     await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
     this.endSession('closed');
-    for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(new NotConnectedError('the connection was closed'));
+    for (const waiter of Array.from(this.sessionWaiters))
+      waiter.reject(new NotConnectedError('the connection was closed'));
     this.events.next({ state: 'closed', reason: 'closed' });
     this.events.complete();
   }
@@ -130,7 +135,8 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
           reject(error);
         },
       };
-      const onAbort = () => waiter.reject(signal?.reason instanceof Error ? signal.reason : new NotConnectedError('aborted'));
+      const onAbort = () =>
+        waiter.reject(signal?.reason instanceof Error ? signal.reason : new NotConnectedError('aborted'));
       const cleanup = () => {
         this.sessionWaiters.delete(waiter);
         signal?.removeEventListener('abort', onAbort);
@@ -181,9 +187,15 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     return this.requireAdapter('watch', path).watch(path, onChange);
   }
 
-  /** Live watch registrations of this process (tests check that none are left). */
-  watchCount(): number {
-    return this.adapter?.watchCount() ?? 0;
+  /**
+   * Counters for tests and the benchmark: live watch registrations of this process, and watch
+   * notifications received over all sessions so far (the herd-effect measure).
+   */
+  stats(): { watches: number; notifications: number } {
+    return {
+      watches: this.adapter?.watchCount() ?? 0,
+      notifications: this.pastNotifications + (this.adapter?.notifications ?? 0),
+    };
   }
 
   /** Id and password of the current session: another client can resume it (tests use this to expire it). */
@@ -234,7 +246,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         this.lossTimer = undefined;
         const sessionId = event.sessionId.toString(16).padStart(16, '0');
         if (this.session?.id === event.sessionId) {
-          this.logger.log(`Reconnected to ZooKeeper, session 0x${sessionId} survives`);
+          this.logger.debug(`Reconnected to ZooKeeper, session 0x${sessionId} survives`);
           this.events.next({ state: 'connected', sessionId, newSession: false });
           return;
         }
@@ -242,7 +254,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         const session = new Session(event.sessionId, event.timeout);
         this.session = session;
         this.sessionCount += 1;
-        this.logger.log(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
+        this.logger.debug(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
         this.events.next({ state: 'connected', sessionId, newSession: this.sessionCount > 1 });
         for (const waiter of Array.from(this.sessionWaiters)) waiter.resolve(session);
         return;
@@ -252,9 +264,10 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         if (!session) return;
         this.logger.warn(`Disconnected from ZooKeeper; locks are lost unless reconnected within ${session.timeout} ms`);
         this.events.next({ state: 'suspended' });
-        // The server expires the session `timeout` after it last heard from us; we last heard
-        // from it no earlier, so by then we must presume it gone, without waiting to be told.
-        const left = Math.max(0, adapter.lastHeard + session.timeout - Date.now());
+        // The server expires the session `timeout` after it last heard from us, which was about
+        // when we last heard from it. Presume the session gone a little before that (at 90%), so
+        // that our holders stop before the server lets anyone else in, without waiting to be told.
+        const left = Math.max(0, adapter.lastHeard + session.timeout * PRESUMED_EXPIRY - Date.now());
         clearTimeout(this.lossTimer);
         this.lossTimer = setTimeout(() => {
           this.logger.warn('No ZooKeeper server reached within the session timeout: presuming the session expired');
@@ -280,6 +293,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     this.endSession(reason);
     const old = this.adapter;
     this.adapter = undefined;
+    this.pastNotifications += old?.notifications ?? 0;
     void old?.close(0);
     this.startAdapter();
   }
@@ -295,7 +309,9 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   private requireAdapter(operation: string, path: string): ZooKeeperClientAdapter {
     if (this.adapter) return this.adapter;
     throw new NotConnectedError(
-      this.closed ? `cannot ${operation} ${path}: the connection is closed` : `cannot ${operation} ${path}: not connected yet`,
+      this.closed
+        ? `cannot ${operation} ${path}: the connection is closed`
+        : `cannot ${operation} ${path}: not connected yet`,
     );
   }
 }

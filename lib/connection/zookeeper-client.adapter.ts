@@ -118,6 +118,8 @@ export class ZooKeeperClientAdapter {
   private connected = false;
   /** When we last received bytes from a server (ms since epoch). */
   lastHeard = 0;
+  /** Watch notifications received from the server (one per fired server watch). */
+  notifications = 0;
 
   constructor(private readonly options: AdapterOptions) {
     const clientOptions: Record<string, unknown> = {
@@ -197,9 +199,9 @@ export class ZooKeeperClientAdapter {
   }
 
   getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
-    return this.call('getChildren', path, (cb: Callback<[string[], RawStat]>) => this.client.getChildren(path, cb)).then(
-      ([children, stat]) => ({ children, stat: toStat(stat) }),
-    );
+    return this.call('getChildren', path, (cb: Callback<[string[], RawStat]>) =>
+      this.client.getChildren(path, cb),
+    ).then(([children, stat]) => ({ children, stat: toStat(stat) }));
   }
 
   getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
@@ -225,6 +227,7 @@ export class ZooKeeperClientAdapter {
         armed: false,
         ready: Promise.resolve(false),
         dispatch: () => {
+          this.notifications += 1;
           if (this.watches.get(path) === created) this.watches.delete(path);
           created.armed = false;
           for (const listener of Array.from(created.listeners)) listener();
@@ -398,7 +401,15 @@ export class ZooKeeperClientAdapter {
         reject(error);
       };
       const timer = setTimeout(
-        () => fail(new ZooKeeperError('OPERATION_TIMEOUT', operation, path, `no reply within ${this.options.operationTimeout} ms`)),
+        () =>
+          fail(
+            new ZooKeeperError(
+              'OPERATION_TIMEOUT',
+              operation,
+              path,
+              `no reply within ${this.options.operationTimeout} ms`,
+            ),
+          ),
         this.options.operationTimeout,
       );
       this.inflight.add(fail);
@@ -421,7 +432,8 @@ export class ZooKeeperClientAdapter {
 
   /** Rejects every request still waiting for a reply: after expiry or close the client would never answer. */
   private failAll(code: ZkErrorCode): void {
-    for (const fail of Array.from(this.inflight)) fail(new ZooKeeperError(code, 'request', '', `session ${code.toLowerCase()}`));
+    for (const fail of Array.from(this.inflight))
+      fail(new ZooKeeperError(code, 'request', '', `session ${code.toLowerCase()}`));
   }
 }
 

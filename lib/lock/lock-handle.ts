@@ -1,4 +1,4 @@
-import { LockLostError } from '../errors/lock-lost.error.js';
+import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
 import type { SessionEndReason, ZkPort } from '../connection/zk-port.js';
 import { deleteNode, type Acquired } from './lock-recipe.js';
 
@@ -21,26 +21,40 @@ export interface LockHandle extends AsyncDisposable {
   release(): Promise<void>;
 }
 
-/** The handle of one acquisition: owns the node until `release()`. */
+/**
+ * The handle of one acquisition: owns the node until `release()`.
+ *
+ * Loss detection: the session ending aborts `signal` at once. A node deleted by someone else is
+ * noticed through a watch on our own node, set only once the lock has been held for
+ * `watchDelay` ms, so that short critical sections keep the 3-request cycle.
+ */
 export class HeldLock implements LockHandle {
   private readonly controller = new AbortController();
   readonly signal: AbortSignal = this.controller.signal;
   readonly node: string;
   readonly fencingToken: bigint;
   private releasing: Promise<void> | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
   private readonly onSessionEnd = () => this.lose(this.acquired.session.ended.reason as SessionEndReason);
 
   constructor(
     private readonly port: ZkPort,
     readonly path: string,
     private readonly acquired: Acquired,
-    private readonly onReleased?: (handle: HeldLock) => void,
+    watchDelay: number,
   ) {
     this.node = acquired.node;
     this.fencingToken = acquired.fencingToken;
     const ended = acquired.session.ended;
-    if (ended.aborted) this.onSessionEnd();
-    else ended.addEventListener('abort', this.onSessionEnd, { once: true });
+    if (ended.aborted) {
+      this.onSessionEnd();
+      return;
+    }
+    ended.addEventListener('abort', this.onSessionEnd, { once: true });
+    if (watchDelay !== Infinity) {
+      this.watchTimer = setTimeout(() => void this.watchOwnNode(), watchDelay);
+      this.watchTimer.unref();
+    }
   }
 
   get released(): boolean {
@@ -56,19 +70,38 @@ export class HeldLock implements LockHandle {
     return this.release();
   }
 
-  /** Marks the lock lost (the node may already be gone). */
-  lose(reason: LockLostError['reason']): void {
-    this.acquired.session.ended.removeEventListener('abort', this.onSessionEnd);
+  private lose(reason: LockLostReason): void {
+    this.stopWatching();
     if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));
   }
 
-  private async doRelease(): Promise<void> {
+  private stopWatching(): void {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     this.acquired.session.ended.removeEventListener('abort', this.onSessionEnd);
+  }
+
+  /** Watches our node; when it goes while we hold the lock and our session lives, someone deleted it. */
+  private async watchOwnNode(): Promise<void> {
+    this.watchTimer = undefined;
+    if (this.released) return;
+    const { session } = this.acquired;
+    const check = () => {
+      if (this.released || session.ended.aborted || this.port.currentSession() !== session) return;
+      void this.watchOwnNode();
+    };
     try {
-      await deleteNode(this.port, this.node, this.acquired.session);
-    } finally {
-      this.onReleased?.(this);
+      // A release deletes the node and so fires this watch: the server removes it, nothing is left.
+      const registration = await this.port.watch(this.node, check);
+      if (registration === null && !this.released && this.port.currentSession() === session) this.lose('node-deleted');
+    } catch {
+      // connection trouble: the session's own signals cover it
     }
+  }
+
+  private async doRelease(): Promise<void> {
+    this.stopWatching();
+    await deleteNode(this.port, this.node, this.acquired.session);
   }
 }
 

@@ -301,10 +301,12 @@ function isNoNode(error: unknown): boolean {
   return error instanceof ZooKeeperError && error.zkCode === 'NO_NODE';
 }
 
-/** Errors after which the request's outcome is unknown or the session changed: try again. */
+/**
+ * Errors after which the request's outcome is unknown or the session changed: try again (on the
+ * next session if need be). CLOSED here means a client thrown away with its session; when the
+ * whole connection is closed, waiting for the next session fails instead.
+ */
+const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED']);
 function isTransient(error: unknown): boolean {
-  return (
-    error instanceof ZooKeeperError &&
-    (error.zkCode === 'CONNECTION_LOSS' || error.zkCode === 'OPERATION_TIMEOUT' || error.zkCode === 'SESSION_EXPIRED')
-  );
+  return error instanceof ZooKeeperError && TRANSIENT.has(error.zkCode);
 }

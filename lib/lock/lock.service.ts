@@ -131,8 +131,12 @@ export class LockService {
     }
     const held = heldInContext(path);
     if (held) return new ReentrantLock(held);
-    if (this.connection.state === 'closed') throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
-    const data = Buffer.concat([this.ownerData.subarray(0, -1), Buffer.from(`,"since":"${new Date().toISOString()}"}`)]);
+    if (this.connection.state === 'closed')
+      throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
+    const data = Buffer.concat([
+      this.ownerData.subarray(0, -1),
+      Buffer.from(`,"since":"${new Date().toISOString()}"}`),
+    ]);
     try {
       const acquired = await acquireLock(this.connection, {
         dir: path,
@@ -141,7 +145,9 @@ export class LockService {
         signal: options.signal,
         wait,
       });
-      return acquired ? new HeldLock(this.connection, path, acquired) : null;
+      return acquired
+        ? new HeldLock(this.connection, path, acquired, this.connection.options.heldLockWatchDelay)
+        : null;
     } catch (error) {
       if (error instanceof GiveUp) {
         if (error.why === 'aborted') throw new LockAbortedError(path, options.signal?.reason);

@@ -1,0 +1,220 @@
+/**
+ * Losing the connection, the session or the server, against a real ZooKeeper server behind a
+ * loopback proxy: recoverable creates, expiry, partitions, server restarts.
+ * Test servers tick every 200 ms, so session timeouts are between 400 ms and 4 s.
+ */
+import { createRequire } from 'node:module';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LockLostError, type ZkConnectionEvent } from '../../lib/index.js';
+import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
+import { startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
+
+let server: ZkServer;
+const proxies: TcpProxy[] = [];
+
+beforeAll(async () => {
+  server = await startZooKeeper();
+});
+afterEach(async () => {
+  await closeLockClients();
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+async function proxied(): Promise<TcpProxy> {
+  const proxy = await TcpProxy.start({ host: server.host, port: server.port });
+  proxies.push(proxy);
+  return proxy;
+}
+
+async function children(path: string): Promise<string[]> {
+  const { connection } = await lockClient(server.connectString);
+  try {
+    return (await connection.getChildren(path)).children;
+  } catch {
+    return [];
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Resolves with the time the signal aborted. */
+function abortedAt(signal: AbortSignal): Promise<number> {
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(Date.now()), { once: true }));
+}
+
+/** Ends a session from outside, as the server would on expiry: resume it with a raw client, then close it. */
+async function expireSession(credentials: { id: Buffer; password: Buffer }): Promise<void> {
+  const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
+    createClient(c: string, o: object): { connect(): void; close(): void; once(e: string, f: () => void): void };
+  };
+  const client = zookeeper.createClient(server.connectString, {
+    sessionTimeout: 2_000,
+    sessionId: credentials.id,
+    sessionPassword: credentials.password,
+  });
+  await new Promise<void>((resolve) => {
+    client.once('connected', resolve);
+    client.connect();
+  });
+  await new Promise<void>((resolve) => {
+    client.once('disconnected', resolve);
+    client.close();
+  });
+}
+
+describe('connection cut while the create is in flight', () => {
+  it('adopts the node the server made: no orphan, acquired exactly once', async () => {
+    const proxy = await proxied();
+    const { connection, locks } = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
+    await (await locks.acquire('/locks/cut')).release(); // the directory exists
+    const session = connection.currentSession();
+
+    proxy.pause('down'); // the server applies the create; its reply is held back
+    const attempt = locks.acquire('/locks/cut', { timeout: 10_000 });
+    await waitFor(async () => (await children('/locks/cut')).length === 1, { message: 'the server made our node' });
+    proxy.reset(); // cut: the reply is lost, the outcome unknown to the client
+    proxy.resume('down');
+
+    const handle = await attempt;
+    expect(connection.currentSession()).toBe(session); // same session, reconnected
+    expect(await children('/locks/cut')).toEqual([handle.node.split('/').pop()]);
+    const other = await lockClient(server.connectString);
+    expect(await other.locks.tryAcquire('/locks/cut')).toBeNull();
+    await handle.release();
+    expect(await children('/locks/cut')).toEqual([]);
+  });
+
+  it('creates again when the request never reached the server', async () => {
+    const proxy = await proxied();
+    const { locks } = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
+    await (await locks.acquire('/locks/cut-early')).release();
+
+    proxy.pause('up'); // the create never leaves the proxy
+    const attempt = locks.acquire('/locks/cut-early', { timeout: 10_000 });
+    await waitFor(() => proxy.held('up') > 0, { message: 'the create is held in the proxy' });
+    proxy.reset();
+    proxy.resume('up');
+
+    const handle = await attempt;
+    expect(await children('/locks/cut-early')).toEqual([handle.node.split('/').pop()]);
+    await handle.release();
+  });
+});
+
+describe('session expiry while holding', () => {
+  it('aborts the handle with a lock-lost error; another contender acquires with a greater token', async () => {
+    const proxy = await proxied();
+    const a = await lockClient(proxy.connectString, { sessionTimeout: 2_000 });
+    const b = await lockClient(server.connectString);
+    const held = await a.locks.acquire('/locks/expiry');
+    const events: ZkConnectionEvent[] = [];
+    a.connection.state$.subscribe((event) => events.push(event));
+    const waiting = b.locks.acquire('/locks/expiry', { timeout: 10_000 });
+
+    // While the holder cannot reconnect, another client takes its session over and closes it;
+    // then the holder reconnects and the server tells it the session has expired.
+    proxy.refuse();
+    await expireSession(a.connection.sessionCredentials()!);
+    proxy.restore();
+
+    const next = await waiting;
+    await waitFor(() => held.signal.aborted, { message: 'the holder is told' });
+    expect(held.signal.reason).toBeInstanceOf(LockLostError);
+    expect((held.signal.reason as LockLostError).reason).toBe('session-expired');
+    expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
+    await expect(held.release()).resolves.toBeUndefined();
+    expect(await children('/locks/expiry')).toEqual([next.node.split('/').pop()]);
+
+    // A new session follows by itself, and the holder's service can lock again.
+    await waitFor(() => events.some((event) => event.state === 'connected' && event.newSession));
+    await next.release();
+    const again = await a.locks.acquire('/locks/expiry', { timeout: 5_000 });
+    expect(again.fencingToken).toBeGreaterThan(next.fencingToken);
+    await again.release();
+  });
+});
+
+describe('partition', () => {
+  it('a cut-off holder learns it lost the lock within about the session timeout, before anyone else acquires', async () => {
+    const sessionTimeout = 2_000;
+    const proxy = await proxied();
+    const a = await lockClient(proxy.connectString, { sessionTimeout });
+    const b = await lockClient(server.connectString);
+    const held = await a.locks.acquire('/locks/partition');
+    const lost = abortedAt(held.signal);
+    let acquiredAt = 0;
+    const waiting = b.locks.acquire('/locks/partition', { timeout: 20_000 }).then((handle) => {
+      acquiredAt = Date.now();
+      return handle;
+    });
+
+    const cutAt = Date.now();
+    proxy.blackhole(); // packets dropped, sockets left open: the client is not told
+    const lostAt = await lost;
+    expect(proxy.connections).toBeGreaterThan(0); // no reconnect happened in between
+    expect((held.signal.reason as LockLostError).reason).toBe('connection-lost');
+    expect(lostAt - cutAt).toBeLessThanOrEqual(sessionTimeout + 1_000);
+
+    const next = await waiting;
+    // Safety: the old holder stopped before the new one started.
+    expect(acquiredAt).toBeGreaterThanOrEqual(lostAt);
+    expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
+    proxy.restore();
+    await next.release();
+  });
+
+  it('a short cut (well under the session timeout) loses nothing', async () => {
+    const proxy = await proxied();
+    const a = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
+    const held = await a.locks.acquire('/locks/blip');
+    const session = a.connection.currentSession();
+    proxy.reset(); // connection severed; the client reconnects to the same session at once
+    await waitFor(() => a.connection.state === 'connected' && proxy.connections > 0);
+    expect(a.connection.currentSession()).toBe(session);
+    expect(held.signal.aborted).toBe(false);
+    await held.release();
+    expect(await children('/locks/blip')).toEqual([]);
+  });
+});
+
+describe('server restart within the session timeout', () => {
+  it('the held lock survives on the same session; no second holder', async () => {
+    const a = await lockClient(server.connectString, { sessionTimeout: 4_000 });
+    const held = await a.locks.acquire('/locks/restart');
+    const session = a.connection.currentSession();
+    const states: string[] = [];
+    a.connection.state$.subscribe((event) => states.push(event.state));
+
+    await server.kill();
+    await waitFor(() => a.connection.state === 'suspended', { message: 'the client noticed' });
+    await server.start();
+    await waitFor(() => a.connection.state === 'connected', { timeout: 10_000, message: 'reconnected' });
+
+    expect(a.connection.currentSession()).toBe(session);
+    expect(held.signal.aborted).toBe(false);
+    expect(states).not.toContain('expired');
+    const b = await lockClient(server.connectString);
+    expect(await b.locks.tryAcquire('/locks/restart')).toBeNull();
+    await held.release();
+    const next = await b.locks.tryAcquire('/locks/restart');
+    expect(next?.fencingToken).toBeGreaterThan(held.fencingToken);
+    await next?.release();
+  }, 30_000);
+});
+
+describe('start-up', () => {
+  it('fails within the connect timeout, naming the servers, when nothing listens', async () => {
+    const proxy = await proxied();
+    proxy.refuse();
+    const started = Date.now();
+    const error = await lockClient(`${proxy.connectString},127.0.0.1:1`, { connectTimeout: 800 }).catch(
+      (e: unknown) => e,
+    );
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(String(error)).toContain(`${proxy.connectString},127.0.0.1:1`);
+    expect(String(error)).toContain('800 ms');
+  });
+});
