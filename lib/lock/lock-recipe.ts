@@ -15,23 +15,33 @@ import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { ZkPort, ZkSession } from '../connection/zk-port.js';
 
 const LOCK_MARKER = 'lock-';
-const SEQUENCE = /^\d{10}$/;
+const SEQUENCE = /^-?\d{10}$/; // negative after the server's counter overflows
 
-/** Sequence number of a lock node name, or -1 when the name is not a lock node. */
-export function sequenceOf(name: string): number {
+/** The sequence digits of a lock node name, or undefined when the name is not a lock node. */
+function sequenceDigits(name: string): string | undefined {
   const at = name.lastIndexOf(LOCK_MARKER);
-  if (at === -1) return -1;
+  if (at === -1) return undefined;
   const digits = name.slice(at + LOCK_MARKER.length);
-  return SEQUENCE.test(digits) ? Number(digits) : -1;
+  return SEQUENCE.test(digits) ? digits : undefined;
+}
+
+/**
+ * Sequence number of a lock node name, or -1 when the name is not a lock node. (A server whose
+ * counter wrapped at 2^31 writes negative sequences; those are lock nodes too, see sortLockNodes.)
+ */
+export function sequenceOf(name: string): number {
+  const digits = sequenceDigits(name);
+  return digits === undefined ? -1 : Number(digits);
 }
 
 /** Lock nodes of a directory listing, in queue order (by sequence, never by whole name). */
 export function sortLockNodes(children: string[]): string[] {
-  return children
-    .map((name) => ({ name, sequence: sequenceOf(name) }))
-    .filter((child) => child.sequence >= 0)
-    .toSorted((a, b) => a.sequence - b.sequence)
-    .map((child) => child.name);
+  const nodes: { name: string; sequence: number }[] = [];
+  for (const name of children) {
+    const digits = sequenceDigits(name);
+    if (digits !== undefined) nodes.push({ name, sequence: Number(digits) });
+  }
+  return nodes.toSorted((a, b) => a.sequence - b.sequence).map((node) => node.name);
 }
 
 /** Fencing token: (directory czxid, our sequence), strictly increasing across holders and re-creations. */

@@ -41,7 +41,6 @@ describe('sequenceOf', () => {
     'lock- 000000042',
     'lock-+000000042',
     'lock--000000001',
-    'lock--2147483648',
     'lock-0000000042 ',
     'lock-٠٠٠٠٠٠٠٠٤٢',
     `_c_${UUID}-lock-0000000042-extra`,
@@ -52,6 +51,13 @@ describe('sequenceOf', () => {
     'read-0000000001',
   ])('%j is not a lock node (-1)', (name) => {
     expect(sequenceOf(name)).toBe(-1);
+  });
+});
+
+describe('sequence overflow', () => {
+  it('a negative sequence (after the server counter wraps at 2^31) is still a lock node, so ours is never dropped', () => {
+    expect(sequenceOf(`_c_${UUID}-lock--2147483648`)).toBe(-2147483648);
+    expect(sortLockNodes([`_c_${UUID}-lock--2147483648`])).toHaveLength(1);
   });
 });
 
