@@ -162,20 +162,20 @@ describe('ZooKeeper ensemble', () => {
 
       const leader = await ensemble.leaderIndex();
       expect(leader).toBeGreaterThanOrEqual(0);
-      await ensemble.servers[leader]!.kill();
+      await ensemble.servers[leader].kill();
       await ensemble.waitForQuorum();
       const newLeader = await ensemble.leaderIndex();
       expect(newLeader).toBeGreaterThanOrEqual(0);
       expect(newLeader).not.toBe(leader);
 
-      const survivor = ensemble.servers[newLeader]!;
+      const survivor = ensemble.servers[newLeader];
       const reader = await connect(survivor.connectString);
       expect((await call<Buffer>((cb) => reader.getData('/replicated', cb))).toString()).toBe('x');
       reader.close();
 
-      await ensemble.servers[leader]!.start();
+      await ensemble.servers[leader].start();
       await ensemble.waitForQuorum();
-      expect(await fourLetter(ensemble.servers[leader]!, 'srvr')).toMatch(/^Mode: follower$/m);
+      expect(await fourLetter(ensemble.servers[leader], 'srvr')).toMatch(/^Mode: follower$/m);
     } finally {
       const dirs = ensemble.servers.map((s) => s.dir);
       await ensemble.stop();
@@ -197,7 +197,7 @@ async function echoServer(name: string) {
     sockets.add(socket);
     socket.on('data', (data) => {
       received.push(data.toString());
-      socket.write(`${name}:${data}`);
+      socket.write(`${name}:${data.toString()}`);
     });
     socket.on('error', () => undefined);
     socket.on('close', () => sockets.delete(socket));
@@ -425,7 +425,7 @@ setInterval(() => {}, 1000);
         () => (stdout.includes('\n') ? (JSON.parse(stdout) as { dirs: string[]; pid: number }) : null),
         { timeout: 40_000, message: 'child started ZooKeeper' },
       );
-      expect(processesMentioning(started.dirs[0]!)).toEqual([started.pid]);
+      expect(processesMentioning(started.dirs[0])).toEqual([started.pid]);
 
       child.kill('SIGKILL');
       await waitFor(() => started.dirs.every((dir) => processesMentioning(dir).length === 0 && !fs.existsSync(dir)), {

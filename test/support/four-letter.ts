@@ -8,7 +8,7 @@ export type FourLetterTarget = { host: string; port: number } | string;
 
 function parseTarget(target: FourLetterTarget): { host: string; port: number } {
   if (typeof target !== 'string') return target;
-  const first = target.split(',')[0]!.split('/')[0]!; // tolerate a full connect string
+  const first = target.split(',')[0].split('/')[0]; // tolerate a full connect string
   const colon = first.lastIndexOf(':');
   if (colon < 0) throw new Error(`fourLetter: bad target '${target}', expected host:port`);
   return { host: first.slice(0, colon), port: Number(first.slice(colon + 1)) };

@@ -20,7 +20,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions 
   for (;;) {
     try {
       const value = await fn();
-      if (value) return value as NonNullable<T>;
+      if (value) return value;
     } catch (err) {
       lastError = err;
     }

@@ -421,12 +421,12 @@ class Ensemble implements ZkEnsemble {
     await waitFor(
       async () => {
         modes = await Promise.all(this.servers.map((s) => s.mode()));
-        const running = modes.filter((_, i) => this.servers[i]!.isRunning());
+        const running = modes.filter((_, i) => this.servers[i].isRunning());
         return running.filter((m) => m === 'leader').length === 1 && running.every((m) => SERVING_MODES.has(m ?? ''));
       },
       { timeout: timeoutMs, interval: 100, message: 'no quorum' },
     ).catch((err: Error) => {
-      const state = modes.map((m, i) => `${i}: ${this.servers[i]!.isRunning() ? (m ?? 'not serving') : 'stopped'}`);
+      const state = modes.map((m, i) => `${i}: ${this.servers[i].isRunning() ? (m ?? 'not serving') : 'stopped'}`);
       throw new Error(`${err.message} (members ${state.join(', ')})`);
     });
   }
@@ -450,7 +450,7 @@ export async function startEnsemble(opts: ZkServerOptions & { size?: number } = 
     for (let i = 0; i < size; i++) ports.push([await freePort(), await freePort(), await freePort()]);
     const peers = ports.map(([, peer, election], i) => `server.${i + 1}=${HOST}:${peer}:${election}`);
     servers.forEach((server, i) => {
-      const clientPort = ports[i]![0]!;
+      const clientPort = ports[i][0];
       const config =
         baseConfig(server, clientPort, tickTime) + ['initLimit=10', 'syncLimit=5', ...peers, ''].join('\n');
       server.configure(clientPort, config, i + 1);
