@@ -221,7 +221,17 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
       ]);
     } catch (error) {
       deadline.abort();
-      await this.close();
+      if (this.options.lazyConnect && !this.closed) {
+        // A lazy connection fails this use only: the waiters hear why, the next use tries again.
+        const adapter = this.adapter;
+        this.adapter = undefined;
+        this.connecting = undefined;
+        await adapter?.close(0);
+        for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(error as Error);
+        this.events.next({ state: 'idle' });
+      } else {
+        await this.close();
+      }
       throw error;
     } finally {
       clearTimeout(timer);

@@ -11,7 +11,7 @@ import {
   type ZkLockOptions,
   type ZkLockOptionsFactory,
 } from '../../lib/index.js';
-import { startZooKeeper, type ZkServer } from '../support/index.js';
+import { startZooKeeper, TcpProxy, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
 
@@ -110,5 +110,28 @@ describe('ZkLockModule', () => {
       imports: [ZkLockModule.forRoot({ connectionString: 'zk1:2181', sessionTimeout: -5 })],
     });
     await expect(moduleRef.compile()).rejects.toThrow('Invalid option sessionTimeout = -5');
+  });
+});
+
+describe('lazyConnect', () => {
+  it('connects on first use; a failed first use says why and the next use tries again', async () => {
+    const proxy = await TcpProxy.start({ host: server.host, port: server.port });
+    proxy.refuse();
+    const connection = new ZkConnectionService({
+      connectionString: proxy.connectString,
+      lazyConnect: true,
+      connectTimeout: 500,
+    });
+    await connection.onModuleInit();
+    expect(connection.state).toBe('idle');
+    const locks = new LockService(connection);
+    await expect(locks.acquire('/locks/lazy', { timeout: 5_000 })).rejects.toBeInstanceOf(ZkConnectError);
+    expect(connection.state).toBe('idle');
+    proxy.restore();
+    const handle = await locks.acquire('/locks/lazy', { timeout: 5_000 });
+    expect(connection.state).toBe('connected');
+    await handle.release();
+    await connection.close();
+    await proxy.close();
   });
 });
