@@ -10,6 +10,12 @@ export {
 export { LockService, type AcquireOptions, type LockInfo, type LockOwner } from './lock/lock.service.js';
 export type { LockHandle } from './lock/lock-handle.js';
 export { encodeLockKey, lockPathFor, validateLockPath } from './lock/lock-path.js';
+export { DistributedLock } from './declarative/distributed-lock.decorator.js';
+export { DistributedLockInterceptor } from './declarative/distributed-lock.interceptor.js';
+export { CurrentLock } from './declarative/current-lock.decorator.js';
+export { LockBusyException } from './declarative/lock-busy.exception.js';
+export { LockRunner } from './declarative/lock-runner.js';
+export type { DistributedLockOptions, LockCall } from './declarative/lock-spec.js';
 export {
   ZkLockError,
   LockTimeoutError,

@@ -36,6 +36,8 @@ export interface ZkLockOptions {
    * aborts the handle's signal. Shorter holds cost no extra request. `Infinity`: never. Default 1000.
    */
   heldLockWatchDelay?: number;
+  /** At shutdown, how long (ms) running locked calls may go on before their locks are released anyway. Default 10000. */
+  shutdownTimeout?: number;
   /** Digest credentials added to every session. */
   auth?: ZkAuth[];
   /**
@@ -71,6 +73,7 @@ export const DEFAULT_OPTIONS = {
   reconnectDelay: 1_000,
   lockTimeout: Infinity,
   heldLockWatchDelay: 1_000,
+  shutdownTimeout: 10_000,
   lazyConnect: false,
 } as const;
 
@@ -141,6 +144,7 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     'reconnectDelay',
     'lockTimeout',
     'heldLockWatchDelay',
+    'shutdownTimeout',
     'auth',
     'acl',
     'appName',
@@ -222,6 +226,7 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
       allowZero: true,
       allowInfinity: true,
     }),
+    shutdownTimeout: validateDuration('shutdownTimeout', pick('shutdownTimeout'), { allowZero: true }),
     auth,
     acl,
     appName: options.appName,

@@ -42,6 +42,7 @@ export class HeldLock implements LockHandle {
     readonly path: string,
     private readonly acquired: Acquired,
     watchDelay: number,
+    private readonly onReleased?: (lock: HeldLock) => void,
   ) {
     this.node = acquired.node;
     this.fencingToken = acquired.fencingToken;
@@ -73,6 +74,7 @@ export class HeldLock implements LockHandle {
   private lose(reason: LockLostReason): void {
     this.stopWatching();
     if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));
+    this.onReleased?.(this);
   }
 
   private stopWatching(): void {
@@ -101,7 +103,11 @@ export class HeldLock implements LockHandle {
 
   private async doRelease(): Promise<void> {
     this.stopWatching();
-    await deleteNode(this.port, this.node, this.acquired.session);
+    try {
+      await deleteNode(this.port, this.node, this.acquired.session);
+    } finally {
+      this.onReleased?.(this);
+    }
   }
 }
 

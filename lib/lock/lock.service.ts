@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ZkConnectionService } from '../connection/zk-connection.service.js';
 import { LockAbortedError } from '../errors/lock-aborted.error.js';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
@@ -16,6 +16,11 @@ export interface AcquireOptions {
   timeout?: number;
   /** Gives up waiting when it aborts. */
   signal?: AbortSignal;
+  /**
+   * Inside `withLock` (or a locked method) on the same path, return the held lock instead of
+   * queueing behind it. Default true; false always queues (and so waits for the outer holder).
+   */
+  reentrant?: boolean;
 }
 
 /** Who holds or waits for a lock, from the data in its node. */
@@ -42,8 +47,13 @@ export interface LockInfo {
  * Knows nothing of Nest's request pipeline; usable by hand (`new LockService(connection)`).
  */
 @Injectable()
-export class LockService {
+export class LockService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(LockService.name);
   private readonly ownerData: Buffer;
+  /** Locks held through this service, released at shutdown if their holders have not. */
+  private readonly held = new Set<HeldLock>();
+  /** Aborts every wait when the application shuts down. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly connection: ZkConnectionService) {
     const owner = { host: hostname().slice(0, 255), pid: process.pid, app: connection.options.appName };
@@ -75,7 +85,7 @@ export class LockService {
    */
   async withLock<T>(path: string, fn: (lock: LockHandle) => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
     validateLockPath(path);
-    const held = heldInContext(path);
+    const held = options.reentrant === false ? undefined : heldInContext(path);
     if (held) return await fn(new ReentrantLock(held));
     const lock = await this.acquire(path, options);
     try {
@@ -118,6 +128,42 @@ export class LockService {
     );
     const present = owners.filter((owner): owner is LockOwner => owner !== null);
     return { path, holder: present[0] ?? null, queue: present.slice(1) };
+  }
+
+  /** How many locks this service holds now (held handles not yet released). */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Shutdown, first half (the connection closes in the second): take no new locks and stop all
+   * waits at once, give holders up to `shutdownTimeout` ms to finish and release, then release
+   * what is still held.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    if (this.held.size === 0) return;
+    const timeout = this.connection.options.shutdownTimeout;
+    this.logger.log(`Shutting down: waiting up to ${timeout} ms for ${this.held.size} held lock(s)`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeout);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.drained = undefined;
+    const left = [...this.held];
+    if (left.length > 0) this.logger.warn(`Releasing ${left.length} lock(s) still held after ${timeout} ms`);
+    await Promise.all(left.map((lock) => lock.release()));
+  }
+
+  private drained: (() => void) | undefined;
+
+  private forget(lock: HeldLock): void {
+    this.held.delete(lock);
+    if (this.held.size === 0) this.drained?.();
   }
 
   private async take(path: string, options: AcquireOptions, wait: boolean): Promise<LockHandle | null> {

@@ -102,3 +102,36 @@ describe('two processes', () => {
     for (let i = 1; i < intervals.length; i += 1) expect(intervals[i][0]).toBeGreaterThan(intervals[i - 1][1]);
   }, 60_000);
 });
+
+describe('two Nest apps in two OS processes', () => {
+  it('never run the same locked route at the same time', async () => {
+    const main = fileURLToPath(new URL('../.build/test/fixtures/locked-app-main.js', import.meta.url));
+    const spawned = [0, 1].map(() => {
+      const child = spawn(process.execPath, [main, server.connectString], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
+      let out = '';
+      return new Promise<string>((resolve) =>
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const url = /listening (\S+)/.exec(out)?.[1];
+          if (url) resolve(url);
+        }),
+      );
+    });
+    const urls = await Promise.all(spawned);
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => fetch(`${urls[i % 2]}/work/10`).then((r) => r.status)),
+    );
+    expect(statuses).toEqual(Array(12).fill(200));
+    const intervals = (
+      await Promise.all(
+        urls.map(async (url) => (await (await fetch(`${url}/intervals`)).json()) as { enter: string; exit: string }[]),
+      )
+    )
+      .flat()
+      .map((i) => ({ enter: BigInt(i.enter), exit: BigInt(i.exit) }))
+      .toSorted((a, b) => (a.enter < b.enter ? -1 : 1));
+    expect(intervals).toHaveLength(12);
+    for (let i = 1; i < intervals.length; i += 1) expect(intervals[i].enter).toBeGreaterThan(intervals[i - 1].exit);
+  }, 60_000);
+});

@@ -58,6 +58,7 @@ describe('resolveOptions: defaults', () => {
     ['reconnectDelay', 1_000],
     ['lockTimeout', Infinity],
     ['heldLockWatchDelay', 1_000],
+    ['shutdownTimeout', 10_000],
     ['lazyConnect', false],
     ['auth', []],
     ['acl', [{ scheme: 'world', id: 'anyone', perms: 'crwda' }]],
@@ -85,6 +86,7 @@ describe('resolveOptions: defaults', () => {
         'reconnectDelay',
         'servers',
         'sessionTimeout',
+        'shutdownTimeout',
       ].toSorted(),
     );
   });
@@ -97,6 +99,7 @@ describe('resolveOptions: defaults', () => {
       reconnectDelay: 1_000,
       lockTimeout: Infinity,
       heldLockWatchDelay: 1_000,
+      shutdownTimeout: 10_000,
       lazyConnect: false,
     });
   });
@@ -113,6 +116,8 @@ describe('resolveOptions: defaults', () => {
     ['heldLockWatchDelay', 0],
     ['heldLockWatchDelay', 250],
     ['heldLockWatchDelay', Infinity],
+    ['shutdownTimeout', 0],
+    ['shutdownTimeout', 2_500],
     ['lazyConnect', true],
     ['appName', 'billing'],
     ['appName', 'x'.repeat(100)],
@@ -387,6 +392,18 @@ describe('resolveOptions: durations', () => {
     it.each(rejected)('rejects %j', (value, shown) => {
       expect(optionErrorOf(() => resolveRaw({ ...BASE, heldLockWatchDelay: value }))).toMatchObject(
         invalidOption('heldLockWatchDelay', shown, 'must be a number >= 0 of milliseconds (or Infinity)'),
+      );
+    });
+  });
+
+  describe('shutdownTimeout', () => {
+    it.each([0, 1, 60_000])('accepts %j', (value) => {
+      expect(resolveOptions({ ...BASE, shutdownTimeout: value }).shutdownTimeout).toBe(value);
+    });
+
+    it('rejects Infinity: shutdown must end', () => {
+      expect(optionErrorOf(() => resolveRaw({ ...BASE, shutdownTimeout: Infinity }))).toMatchObject(
+        invalidOption('shutdownTimeout', 'Infinity', 'must be a number >= 0 of milliseconds'),
       );
     });
   });

@@ -5,10 +5,15 @@ describe('public API', () => {
   it('lib/index.ts exports exactly these runtime names', async () => {
     const api = await import('../../lib/index.js');
     expect(Object.keys(api).toSorted()).toEqual([
+      'CurrentLock',
+      'DistributedLock',
+      'DistributedLockInterceptor',
       'InvalidLockPathError',
       'InvalidOptionsError',
       'LockAbortedError',
+      'LockBusyException',
       'LockLostError',
+      'LockRunner',
       'LockService',
       'LockTimeoutError',
       'NotConnectedError',

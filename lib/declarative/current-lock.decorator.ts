@@ -1,0 +1,15 @@
+import { createParamDecorator } from '@nestjs/common';
+import { heldInContext, innermostInContext } from '../lock/lock-context.js';
+import { validateLockPath } from '../lock/lock-path.js';
+
+/**
+ * Handler parameter: the LockHandle that @DistributedLock holds for this call (its fencing token
+ * and lost-lock signal), or the one for `path`. `undefined` outside a locked call.
+ *
+ * @example
+ * \@Post() \@DistributedLock('/locks/ledger')
+ * write(\@Body() entry: Entry, \@CurrentLock() lock: LockHandle) { return this.ledger.append(entry, lock.fencingToken); }
+ */
+export const CurrentLock = createParamDecorator((path: string | undefined) =>
+  path === undefined ? innermostInContext() : heldInContext(validateLockPath(path)),
+);

@@ -1,0 +1,128 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Observable, type Subscription } from 'rxjs';
+import { LockTimeoutError } from '../errors/lock-timeout.error.js';
+import { NotConnectedError } from '../errors/not-connected.error.js';
+import { runWithLock } from '../lock/lock-context.js';
+import type { LockHandle } from '../lock/lock-handle.js';
+import { LockService } from '../lock/lock.service.js';
+import { resolveLockPath, type LockCall, type LockSpec } from './lock-spec.js';
+
+/**
+ * The ONE code path of @DistributedLock: the interceptor (controllers, gateways, microservice
+ * handlers) and the method wrapper (services) both come here. Resolves and validates the path,
+ * acquires (reentrant within a call chain unless the spec says otherwise), runs the body inside
+ * the lock context, releases however the body ends, and applies the spec's `onTimeout`.
+ */
+@Injectable()
+export class LockRunner implements OnModuleInit, OnApplicationShutdown {
+  constructor(private readonly locks: LockService) {}
+
+  onModuleInit(): void {
+    activeRunners.add(this);
+  }
+
+  onApplicationShutdown(): void {
+    activeRunners.delete(this);
+  }
+
+  /** Runs a Promise-returning (or plain) body under the lock; the lock is released before the Promise settles. */
+  async runPromise<T>(spec: LockSpec, call: LockCall, body: () => T | Promise<T>): Promise<Awaited<T>> {
+    const lock = await this.enter(spec, call);
+    try {
+      return await runWithLock(lock, body);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Runs an Observable body under the lock: acquires on subscribe; on complete or error the lock
+   * is released BEFORE downstream hears of it (so an HTTP response goes out after the release);
+   * unsubscribing (a client that went away) releases too.
+   */
+  runObservable<T>(spec: LockSpec, call: LockCall, body: () => Observable<T>, asHandler = false): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      let lock: LockHandle | undefined;
+      let inner: Subscription | undefined;
+      let finished = false;
+      this.enter(spec, call).then(
+        (acquired) => {
+          lock = acquired;
+          if (subscriber.closed) {
+            void acquired.release();
+            return;
+          }
+          const subscribe = () =>
+            body().subscribe({
+              next: (value) => subscriber.next(value),
+              error: (error: unknown) => {
+                finished = true;
+                void acquired.release().finally(() => subscriber.error(error));
+              },
+              complete: () => {
+                finished = true;
+                void acquired.release().finally(() => subscriber.complete());
+              },
+            });
+          inner = runWithLock(acquired, () => (asHandler ? handlerCalls.run(spec, subscribe) : subscribe()));
+        },
+        (error: unknown) => subscriber.error(error),
+      );
+      return () => {
+        inner?.unsubscribe();
+        if (!finished) void lock?.release();
+      };
+    });
+  }
+
+  private async enter(spec: LockSpec, call: LockCall): Promise<LockHandle> {
+    const path = resolveLockPath(spec, call);
+    try {
+      return await this.locks.acquire(path, { timeout: spec.timeout, reentrant: spec.reentrant });
+    } catch (error) {
+      if (error instanceof LockTimeoutError && spec.onTimeout) throw spec.onTimeout(error, call);
+      throw error;
+    }
+  }
+}
+
+// ---- how a wrapped method finds its runner ----
+
+/** Instances created by Nest, mapped to the runner of their application (the registrar fills this). */
+const runners = new WeakMap<object, LockRunner>();
+/** Runners of the applications alive in this process. */
+const activeRunners = new Set<LockRunner>();
+
+export function registerInstance(instance: object, runner: LockRunner): void {
+  runners.set(instance, runner);
+}
+
+/**
+ * The runner for a call of a wrapped method: the one of the application that created `instance`,
+ * else the only application alive in the process (request-scoped providers, `new`-made objects).
+ */
+export function runnerFor(instance: object, method: string): LockRunner {
+  const runner = runners.get(instance);
+  if (runner) return runner;
+  if (activeRunners.size === 1) return activeRunners.values().next().value!;
+  throw new NotConnectedError(
+    activeRunners.size === 0
+      ? `${method} is decorated with @DistributedLock, but no application with ZkLockModule is running`
+      : `${method} is decorated with @DistributedLock, but its object was not created by one of the ${activeRunners.size} running applications; create it through Nest`,
+  );
+}
+
+// ---- a route handler behind the interceptor must not be locked again by its own wrapper ----
+
+const handlerCalls = new AsyncLocalStorage<LockSpec | undefined>();
+
+/** True when the interceptor has just locked this very spec and is calling the handler. */
+export function isHandlerCallOf(spec: LockSpec): boolean {
+  return handlerCalls.getStore() === spec;
+}
+
+/** Runs `fn` outside the interceptor's handler call (deeper calls lock as usual). */
+export function outsideHandlerCall<T>(fn: () => T): T {
+  return handlerCalls.run(undefined, fn);
+}

@@ -1,0 +1,93 @@
+/** Unit tests of @DistributedLock's decoration-time behaviour (no ZooKeeper, no application). */
+import 'reflect-metadata';
+import { Get, SetMetadata } from '@nestjs/common';
+import { INTERCEPTORS_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { describe, expect, it } from 'vitest';
+import {
+  DistributedLock,
+  DistributedLockInterceptor,
+  InvalidLockPathError,
+  InvalidOptionsError,
+  NotConnectedError,
+} from '../../lib/index.js';
+import { DISTRIBUTED_LOCK_METADATA } from '../../lib/zk-lock.constants.js';
+
+class Reports {
+  @Get('rebuild')
+  @DistributedLock('/locks/reports', { timeout: 50 })
+  @SetMetadata('custom', 'kept')
+  async rebuild(): Promise<string> {
+    return 'rebuilt';
+  }
+}
+
+describe('@DistributedLock', () => {
+  const method = Object.getOwnPropertyDescriptor(Reports.prototype, 'rebuild')!.value as (
+    ...args: unknown[]
+  ) => unknown;
+
+  it('wraps the method, keeping its name and the metadata of decorators below and above it', () => {
+    expect(method.name).toBe('rebuild');
+    expect(Reflect.getMetadata('custom', method)).toBe('kept');
+    expect(Reflect.getMetadata(PATH_METADATA, method)).toBe('rebuild');
+    expect(Reflect.getMetadata(INTERCEPTORS_METADATA, method)).toEqual([DistributedLockInterceptor]);
+    expect(Reflect.getMetadata(DISTRIBUTED_LOCK_METADATA, method)).toMatchObject({
+      path: '/locks/reports',
+      timeout: 50,
+      reentrant: true,
+      method: 'Reports#rebuild',
+    });
+  });
+
+  it('outside any running application, a call fails with a clear error', async () => {
+    await expect(new Reports().rebuild()).rejects.toThrow(NotConnectedError);
+    await expect(new Reports().rebuild()).rejects.toThrow(
+      'Reports#rebuild is decorated with @DistributedLock, but no application with ZkLockModule is running',
+    );
+  });
+
+  it.each([
+    ['a relative path', () => DistributedLock('locks/x'), InvalidLockPathError, 'must start with "/"'],
+    ['a ".." segment', () => DistributedLock('/locks/../x'), InvalidLockPathError, '".." segment'],
+    [
+      'a number as path',
+      () => DistributedLock(42 as unknown as string),
+      InvalidOptionsError,
+      'must be a lock path string',
+    ],
+    ['a negative timeout', () => DistributedLock('/x', { timeout: -1 }), InvalidOptionsError, 'timeout on C#m = -1'],
+    ['a non-function key', () => DistributedLock('/x', { key: 'id' as never }), InvalidOptionsError, 'key on C#m'],
+    [
+      'a key with a path function',
+      () => DistributedLock(() => '/x', { key: () => 1 }),
+      InvalidOptionsError,
+      'needs a static path',
+    ],
+    [
+      'a non-boolean reentrant',
+      () => DistributedLock('/x', { reentrant: 'yes' as never }),
+      InvalidOptionsError,
+      'true or false',
+    ],
+  ])('rejects %s at decoration time', (_, make, type, message) => {
+    const apply = () => {
+      class C {
+        m(): void {}
+      }
+      make()(C.prototype, 'm', Object.getOwnPropertyDescriptor(C.prototype, 'm')!);
+    };
+    expect(apply).toThrow(type);
+    expect(apply).toThrow(message);
+  });
+
+  it('refuses to be applied twice to one method', () => {
+    expect(() => {
+      class Twice {
+        @DistributedLock('/a')
+        @DistributedLock('/b')
+        m(): void {}
+      }
+      return Twice;
+    }).toThrow('is already applied to this method');
+  });
+});
