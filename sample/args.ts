@@ -1,0 +1,77 @@
+/** Command line of sample/main.ts (pure). */
+import { parseArgs } from 'node:util';
+
+export const LIMITS = { workers: { min: 1, max: 200 }, lines: { min: 1, max: 10_000 } } as const;
+export const DEFAULTS = { workers: 8, lines: 25 } as const;
+
+export const USAGE = `Usage: npm run sample -- [options]
+       bash scripts/sample.sh [options]
+
+W worker processes (each a Nest application context with its own ZooKeeper session) append
+K numbered lines each to one log file; every line is a read-modify-write (read the last
+counter, write counter + 1) under the distributed lock /locks/write_lock. Then the file is
+verified: counters 1..W*K each exactly once, in order, fencing tokens strictly increasing.
+
+Options:
+  --workers W    worker processes, ${LIMITS.workers.min}..${LIMITS.workers.max} (default ${DEFAULTS.workers})
+  --lines K      lines per worker, ${LIMITS.lines.min}..${LIMITS.lines.max} (default ${DEFAULTS.lines})
+  --no-lock      the same read-modify-write without the lock: shows the corruption the lock prevents
+  --log PATH     the log file, truncated first (default sample/lock.log)
+  -h, --help     this text
+
+Environment:
+  ZK_CONNECT     ZooKeeper to use, e.g. 127.0.0.1:2181; unset: start a local server for the run
+
+Exit status: 0 when the log verifies, 1 when it does not (or the run failed), 2 for bad arguments.`;
+
+export interface SampleArgs {
+  workers: number;
+  lines: number;
+  noLock: boolean;
+  /** As given (relative to the working directory), or undefined for the default. */
+  log: string | undefined;
+  help: boolean;
+}
+
+/** A bad command line; the message names the value and the rule. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function wholeNumber(option: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    throw new UsageError(`--${option} ${JSON.stringify(text)}: must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseSampleArgs(argv: string[]): SampleArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        workers: { type: 'string' },
+        lines: { type: 'string' },
+        'no-lock': { type: 'boolean' },
+        log: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    // e.g. "Unknown option '--x'", "Option '--workers <value>' argument missing"
+    throw new UsageError((error as Error).message.split('. ')[0].replace(/\.$/, ''), { cause: error });
+  }
+  if (values.log !== undefined && values.log.trim() === '') throw new UsageError('--log "": must be a file path');
+  return {
+    workers: wholeNumber('workers', values.workers, DEFAULTS.workers, LIMITS.workers.min, LIMITS.workers.max),
+    lines: wholeNumber('lines', values.lines, DEFAULTS.lines, LIMITS.lines.min, LIMITS.lines.max),
+    noLock: values['no-lock'] ?? false,
+    log: values.log,
+    help: values.help ?? false,
+  };
+}
