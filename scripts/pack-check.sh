@@ -173,7 +173,7 @@ import 'reflect-metadata';
 import { createRequire } from 'node:module';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { LockService, ZkConnectionService, ZkLockModule } from '__PKG__';
+import { DistributedLock, LockService, ZkConnectionService, ZkLockModule } from '__PKG__';
 
 const zkConnect = process.env.ZK_CONNECT;
 
@@ -184,6 +184,12 @@ class Worker {
     readonly locks: LockService,
     readonly connection: ZkConnectionService,
   ) {}
+
+  /** A decorated service method: runs only while holding the lock. */
+  @DistributedLock('/pack-check/decorated')
+  async locked(): Promise<string> {
+    return this.locks.current('/pack-check/decorated')!.node;
+  }
 }
 
 @Module({
@@ -209,8 +215,12 @@ try {
     } finally {
       await lock.release();
     }
+    console.log(`DECORATED ${await worker.locked()}`);
   }
-  console.log(`OK nest ${nestVersion}: LockService injected by type${zkConnect ? ', lock acquired and released' : ''}`);
+  if (typeof DistributedLock !== 'function') throw new Error('DistributedLock is not exported');
+  console.log(
+    `OK nest ${nestVersion}: LockService injected by type, @DistributedLock applied${zkConnect ? ', locks acquired and released' : ''}`,
+  );
 } finally {
   await app.close();
 }
@@ -253,7 +263,7 @@ for major in "${majors[@]}"; do
     continue
   fi
   td=$(now)
-  grep '^LOCK ' "$dir/run.log" | sed "s/^/pack-check: nest $major /" || true
+  grep -E '^(LOCK|DECORATED) ' "$dir/run.log" | sed "s/^/pack-check: nest $major /" || true
   echo "pack-check: nest $major OK (@nestjs/core@$core, typescript@$ts_version; install $(secs "$ta" "$tb"), tsc app + lib $(secs "$tb" "$tc"), run $(secs "$tc" "$td"))"
 done
 

@@ -10,6 +10,7 @@ import { validateLockPath } from '../lock/lock-path.js';
  * \@Post() \@DistributedLock('/locks/ledger')
  * write(\@Body() entry: Entry, \@CurrentLock() lock: LockHandle) { return this.ledger.append(entry, lock.fencingToken); }
  */
-export const CurrentLock = createParamDecorator((path: string | undefined) =>
+// The explicit type keeps Nest 12's own decorator types out of our declarations (Nest 11 lacks them).
+export const CurrentLock: (path?: string) => ParameterDecorator = createParamDecorator((path: string | undefined) =>
   path === undefined ? innermostInContext() : heldInContext(validateLockPath(path)),
 );
