@@ -13,7 +13,7 @@ const WRAPPED = Symbol('zk-lock.wrapped');
  * Runs the method only while this process holds the ZooKeeper lock `path`, and releases the lock
  * when the method finishes, however it finishes.
  *
- * - On controller, gateway and microservice handlers the lock is taken by an interceptor: after
+ * - On controller and microservice handlers the lock is taken by an interceptor: after
  *   guards, before pipes and the handler; HTTP responses go out after the release.
  * - On methods of any provider the method itself is wrapped (at decoration time, so other
  *   decorators such as `@Cron` or `@OnEvent` call the locked method); it returns a Promise, or an

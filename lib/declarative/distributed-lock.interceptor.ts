@@ -17,7 +17,7 @@ import { LockRunner } from './lock-runner.js';
 import type { LockCall, LockSpec } from './lock-spec.js';
 
 /**
- * Backs @DistributedLock on controller, gateway and microservice handlers: runs after guards and
+ * Backs @DistributedLock on controller and microservice handlers: runs after guards and
  * before pipes and the handler. For HTTP, maps the library's errors to responses through
  * {@link toHttpError} (override it in a subclass to change the mapping).
  */

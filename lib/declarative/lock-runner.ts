@@ -9,7 +9,7 @@ import { LockService } from '../lock/lock.service.js';
 import { resolveLockPath, type LockCall, type LockSpec } from './lock-spec.js';
 
 /**
- * The ONE code path of @DistributedLock: the interceptor (controllers, gateways, microservice
+ * The ONE code path of @DistributedLock: the interceptor (controller and microservice
  * handlers) and the method wrapper (services) both come here. Resolves and validates the path,
  * acquires (reentrant within a call chain unless the spec says otherwise), runs the body inside
  * the lock context, releases however the body ends, and applies the spec's `onTimeout`.

@@ -16,7 +16,7 @@ export interface LockCall {
   instance: object;
   /** `ClassName#method`. */
   method: string;
-  /** Set for controller, gateway and microservice handlers. */
+  /** Set for handlers behind the interceptor (HTTP, microservice). */
   context?: ExecutionContext;
   /** For HTTP handlers: the framework request (`params`, `query`, `body`, `headers`). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Express or Fastify request

@@ -168,6 +168,10 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
     });
     expect(await children('/locks/busy')).toHaveLength(1);
     expect(await watchCount(server)).toBe(0);
+    // onTimeout chooses another answer for the same situation.
+    const custom = await fetch(`${url}/busy-503`);
+    expect(custom.status).toBe(503);
+    expect(((await custom.json()) as { message: string }).message).toBe('try later: /locks/busy');
     expect((await slow).status).toBe(200);
     expect(await children('/locks/busy')).toEqual([]);
   });

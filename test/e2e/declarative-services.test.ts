@@ -9,7 +9,13 @@ import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microse
 import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LockTimeoutError, NotConnectedError, ZkConnectionService, ZkLockModule } from '../../lib/index.js';
+import {
+  InvalidLockPathError,
+  LockTimeoutError,
+  NotConnectedError,
+  ZkConnectionService,
+  ZkLockModule,
+} from '../../lib/index.js';
 import {
   LedgerService,
   LockedController,
@@ -132,6 +138,13 @@ describe('a decorated service method', () => {
     expect(await children('/locks/ledger-busy')).toHaveLength(1);
     expect(await watchCount(server)).toBe(0);
     await slow;
+  });
+
+  it('a path computed from the arguments is used when valid and refused with InvalidLockPathError when not', async () => {
+    const app = await context();
+    await expect(app.get(LedgerService).computed('monthly')).resolves.toBe('/locks/computed/monthly');
+    await expect(app.get(LedgerService).computed('../x')).rejects.toBeInstanceOf(InvalidLockPathError);
+    expect(await children('/locks')).not.toContain('x');
   });
 
   it('returning an Observable: locked while subscribed, released after completion', async () => {
