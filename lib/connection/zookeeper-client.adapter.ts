@@ -37,6 +37,10 @@ interface RawConnectionManager {
   socket?: Socket;
   chrootPath?: string;
   connect(): void;
+  onSocketConnected(): void;
+  onSocketData(buffer: Buffer): void;
+  onSocketClosed(hadError: boolean): void;
+  pendingBuffer: Buffer | null;
   connectTimeoutHandler?: NodeJS.Timeout;
   watcherManager: { dataWatchers: Record<string, EventEmitter | undefined> };
   packetQueue: { push(packet: RawPacket): void };
@@ -141,6 +145,7 @@ export class ZooKeeperClientAdapter {
         ),
     );
     for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
+    this.guardReplies();
     this.client.on('connected', () => this.onConnected());
     this.client.on('connectedReadOnly', () => this.onConnected());
     this.client.on('disconnected', () => {
@@ -288,6 +293,11 @@ export class ZooKeeperClientAdapter {
     this.failAll('CLOSED');
     const manager = this.client.connectionManager;
     manager.connect = () => undefined; // no more reconnect attempts, whatever state we are in
+    // A connect already scheduled (the client waits between rounds of servers) would open a socket
+    // later and, closing, read the server's connect reply as a request reply: drop such a socket.
+    manager.onSocketConnected = function (this: RawConnectionManager) {
+      this.socket?.destroy();
+    };
     const wasConnected = this.connected;
     this.connected = false;
     if (wasConnected) {
@@ -323,6 +333,33 @@ export class ZooKeeperClientAdapter {
       this.lastHeard = Date.now();
     });
     this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });
+  }
+
+  /**
+   * Two holes in the client's reply parsing, closed here (on the instance: the client binds these
+   * methods to each new socket):
+   * - it throws inside its socket handler on a reply it cannot parse (an error code it does not
+   *   know, a misaligned stream), which would crash the process: drop the connection instead;
+   *   pending requests fail with CONNECTION_LOSS and the client reconnects to the same session;
+   * - it keeps a partly received reply across a reconnect and glues the next connection's first
+   *   bytes to it: forget it when the socket closes.
+   */
+  private guardReplies(): void {
+    const manager = this.client.connectionManager;
+    const parse = manager.onSocketData.bind(manager);
+    const closed = manager.onSocketClosed.bind(manager);
+    manager.onSocketData = (buffer: Buffer) => {
+      try {
+        parse(buffer);
+      } catch {
+        manager.pendingBuffer = null;
+        manager.socket?.destroy();
+      }
+    };
+    manager.onSocketClosed = (hadError: boolean) => {
+      manager.pendingBuffer = null;
+      closed(hadError);
+    };
   }
 
   private checkLiveness(): void {

@@ -5,7 +5,13 @@
  */
 import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LockLostError, type ZkConnectionEvent } from '../../lib/index.js';
+import {
+  LockLostError,
+  LockService,
+  ZkConnectError,
+  ZkConnectionService,
+  type ZkConnectionEvent,
+} from '../../lib/index.js';
 import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
 import { startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
 
@@ -216,5 +222,26 @@ describe('start-up', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(String(error)).toContain(`${proxy.connectString},127.0.0.1:1`);
     expect(String(error)).toContain('800 ms');
+  });
+});
+
+describe('closing a client that is between connection attempts', () => {
+  it('drops a connection it opens afterwards instead of misreading the server reply', async () => {
+    const proxy = await proxied();
+    proxy.refuse(); // every attempt fails, so the client keeps scheduling new ones
+    const connection = new ZkConnectionService({
+      connectionString: proxy.connectString,
+      lazyConnect: true,
+      connectTimeout: 300,
+      reconnectDelay: 50,
+    });
+    await expect(connection.connect()).rejects.toBeInstanceOf(ZkConnectError);
+    proxy.restore(); // a connect the old client had scheduled may now reach the server
+    // The next use connects a new client; the old one must not have parsed anything.
+    const locks = new LockService(connection);
+    const handle = await locks.acquire('/locks/late-connect', { timeout: 5_000 });
+    await handle.release();
+    await connection.close();
+    await waitFor(() => proxy.connections === 0, { message: 'no connection left open' });
   });
 });
