@@ -6,8 +6,8 @@ import { request as httpRequest } from 'node:http';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ZkConnectionService } from '../../lib/index.js';
 import { lockedAppModule, Recorder, type INestApplication } from '../fixtures/locked-app.js';
+import { childrenOf, noOverlap } from '../fixtures/lock-clients.js';
 import { startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
@@ -38,21 +38,8 @@ async function startApp(platform: Platform): Promise<{ app: INestApplication; ur
   return { app, url: await app.getUrl(), recorder: app.get(Recorder) };
 }
 
-async function children(path: string): Promise<string[]> {
-  const connection = new ZkConnectionService({ connectionString: server.connectString });
-  await connection.connect();
-  try {
-    return (await connection.getChildren(path)).children;
-  } catch {
-    return [];
-  } finally {
-    await connection.close();
-  }
-}
-
-function noOverlap(intervals: { enter: bigint; exit: bigint }[]): boolean {
-  const sorted = intervals.toSorted((a, b) => (a.enter < b.enter ? -1 : 1));
-  return sorted.every((item, i) => i === 0 || item.enter > sorted[i - 1].exit);
+function children(path: string): Promise<string[]> {
+  return childrenOf(server.connectString, path);
 }
 
 describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {

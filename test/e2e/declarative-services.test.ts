@@ -23,6 +23,7 @@ import {
   Recorder,
   type INestApplication,
 } from '../fixtures/locked-app.js';
+import { childrenOf, noOverlap } from '../fixtures/lock-clients.js';
 import { startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
 import type { INestApplicationContext } from '@nestjs/common';
 import { createServer } from 'node:net';
@@ -58,21 +59,8 @@ async function httpApp(): Promise<{ app: INestApplication; url: string }> {
   return { app, url: await app.getUrl() };
 }
 
-async function children(path: string): Promise<string[]> {
-  const connection = new ZkConnectionService({ connectionString: server.connectString });
-  await connection.connect();
-  try {
-    return (await connection.getChildren(path)).children;
-  } catch {
-    return [];
-  } finally {
-    await connection.close();
-  }
-}
-
-function noOverlap(intervals: { enter: bigint; exit: bigint }[]): boolean {
-  const sorted = intervals.toSorted((a, b) => (a.enter < b.enter ? -1 : 1));
-  return sorted.every((item, i) => i === 0 || item.enter > sorted[i - 1].exit);
+function children(path: string): Promise<string[]> {
+  return childrenOf(server.connectString, path);
 }
 
 describe('a decorated service method', () => {

@@ -12,7 +12,7 @@ import {
   ZkConnectionService,
   type ZkConnectionEvent,
 } from '../../lib/index.js';
-import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
+import { closeLockClients, lockClient, childrenOf } from '../fixtures/lock-clients.js';
 import { startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
@@ -35,15 +35,8 @@ async function proxied(): Promise<TcpProxy> {
   return proxy;
 }
 
-async function children(path: string): Promise<string[]> {
-  const { connection } = await lockClient(server.connectString);
-  try {
-    return (await connection.getChildren(path)).children;
-  } catch {
-    return [];
-  } finally {
-    await connection.close();
-  }
+function children(path: string): Promise<string[]> {
+  return childrenOf(server.connectString, path);
 }
 
 /** Resolves with the time the signal aborted. */

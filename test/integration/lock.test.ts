@@ -10,7 +10,7 @@ import {
   LockTimeoutError,
   type LockHandle,
 } from '../../lib/index.js';
-import { closeLockClients, lockClient, lockClients, OverlapDetector } from '../fixtures/lock-clients.js';
+import { closeLockClients, lockClient, lockClients, OverlapDetector, childrenOf } from '../fixtures/lock-clients.js';
 import {
   packetsReceived,
   startZooKeeper,
@@ -31,13 +31,8 @@ afterAll(async () => {
 });
 
 /** Lists the lock nodes of `path` with a separate session. */
-async function children(path: string): Promise<string[]> {
-  const { connection } = await lockClient(server.connectString);
-  try {
-    return (await connection.getChildren(path)).children;
-  } finally {
-    await connection.close();
-  }
+function children(path: string): Promise<string[]> {
+  return childrenOf(server.connectString, path);
 }
 
 describe('mutual exclusion', () => {
