@@ -14,7 +14,6 @@ export { DistributedLock } from './declarative/distributed-lock.decorator.js';
 export { DistributedLockInterceptor } from './declarative/distributed-lock.interceptor.js';
 export { CurrentLock } from './declarative/current-lock.decorator.js';
 export { LockBusyException } from './declarative/lock-busy.exception.js';
-export { LockRunner } from './declarative/lock-runner.js';
 export type { DistributedLockOptions, LockCall } from './declarative/lock-spec.js';
 export {
   ZkLockError,

@@ -130,11 +130,6 @@ export class LockService implements BeforeApplicationShutdown {
     return { path, holder: present[0] ?? null, queue: present.slice(1) };
   }
 
-  /** How many locks this service holds now (held handles not yet released). */
-  get heldCount(): number {
-    return this.held.size;
-  }
-
   /**
    * Shutdown, first half (the connection closes in the second): take no new locks and stop all
    * waits at once, give holders up to `shutdownTimeout` ms to finish and release, then release

@@ -5,6 +5,7 @@ import { Test } from '@nestjs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LockService,
+  ZK_LOCK_OPTIONS,
   ZkConnectError,
   ZkConnectionService,
   ZkLockModule,
@@ -70,6 +71,7 @@ describe('ZkLockModule', () => {
     expect(connection.state).toBe('connected');
     const { locks } = app.get(ReportService);
     expect(locks).toBeInstanceOf(LockService);
+    expect(app.get<ZkLockOptions>(ZK_LOCK_OPTIONS).connectionString).toBe(server.connectString);
 
     const held = await locks.acquire('/locks/module');
     await app.close(); // closes the session: the server deletes our node at once

@@ -13,7 +13,6 @@ describe('public API', () => {
       'LockAbortedError',
       'LockBusyException',
       'LockLostError',
-      'LockRunner',
       'LockService',
       'LockTimeoutError',
       'NotConnectedError',
