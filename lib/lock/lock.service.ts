@@ -170,10 +170,16 @@ export class LockService implements BeforeApplicationShutdown {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new LockAbortedError(path, new TypeError('options.signal must be an AbortSignal'));
     }
-    const held = heldInContext(path);
+    const held = options.reentrant === false ? undefined : heldInContext(path);
     if (held) return new ReentrantLock(held);
-    if (this.connection.state === 'closed')
+    if (this.stopping.signal.aborted) {
+      throw new NotConnectedError(`cannot lock ${path}: the application is shutting down`);
+    }
+    if (this.connection.state === 'closed') {
       throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
+    }
+    // Waits end when the caller's signal aborts, or at once when the application shuts down.
+    const signal = options.signal ? AbortSignal.any([options.signal, this.stopping.signal]) : this.stopping.signal;
     const data = Buffer.concat([
       this.ownerData.subarray(0, -1),
       Buffer.from(`,"since":"${new Date().toISOString()}"}`),
@@ -183,14 +189,20 @@ export class LockService implements BeforeApplicationShutdown {
         dir: path,
         data,
         deadline: timeout === Infinity ? Infinity : Date.now() + timeout,
-        signal: options.signal,
+        signal,
         wait,
       });
-      return acquired
-        ? new HeldLock(this.connection, path, acquired, this.connection.options.heldLockWatchDelay)
-        : null;
+      if (!acquired) return null;
+      const lock = new HeldLock(this.connection, path, acquired, this.connection.options.heldLockWatchDelay, (l) =>
+        this.forget(l),
+      );
+      this.held.add(lock);
+      return lock;
     } catch (error) {
       if (error instanceof GiveUp) {
+        if (error.why === 'aborted' && !options.signal?.aborted) {
+          throw new NotConnectedError(`gave up waiting for ${path}: the application is shutting down`);
+        }
         if (error.why === 'aborted') throw new LockAbortedError(path, options.signal?.reason);
         if (!wait) return null;
         throw new LockTimeoutError(path, timeout);

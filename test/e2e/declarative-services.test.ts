@@ -226,7 +226,12 @@ describe('shutdown', () => {
         ),
     );
     expect(late).toBeInstanceOf(NotConnectedError);
-    expect((await running).status).toBe(200);
+    expect((late as Error).message).toContain('shutting down');
+    // The running call still holds its lock while it finishes: its node is there, its signal quiet.
+    expect(await children('/locks/http')).toHaveLength(1);
+    const response = await running;
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { lost: boolean }).lost).toBe(false);
     await closing;
     apps.splice(apps.indexOf(app), 1);
     expect(await children('/locks/http')).toEqual([]);

@@ -246,6 +246,16 @@ describe('reentrancy', () => {
     expect(await children('/locks/reentrant')).toEqual([]);
   });
 
+  it('reentrant: false queues even inside the holder (and so waits for itself until the timeout)', async () => {
+    const { locks } = await lockClient(server.connectString);
+    await locks.withLock('/locks/not-reentrant', async () => {
+      await expect(locks.acquire('/locks/not-reentrant', { reentrant: false, timeout: 200 })).rejects.toBeInstanceOf(
+        LockTimeoutError,
+      );
+    });
+    expect(await children('/locks/not-reentrant')).toEqual([]);
+  });
+
   it('separate call chains of one process still exclude each other', async () => {
     const { locks } = await lockClient(server.connectString);
     const detector = new OverlapDetector();
