@@ -36,6 +36,14 @@ export interface ZkLockOptions {
    * aborts the handle's signal. Shorter holds cost no extra request. `Infinity`: never. Default 1000.
    */
   heldLockWatchDelay?: number;
+  /**
+   * In-process coalescing: callers of this process that want the same lock queue in memory
+   * behind ONE ZooKeeper node and the lock passes between them without a round trip, up to
+   * `maxHandoffs` holders (default 32) or `maxHoldMs` (default 100) per node, after which the
+   * node is released so that other processes get their turn. `true` uses the defaults. Default
+   * false: every acquisition has its own node (the node is deleted when each holder releases).
+   */
+  coalesce?: boolean | { maxHandoffs?: number; maxHoldMs?: number };
   /** At shutdown, how long (ms) running locked calls may go on before their locks are released anyway. Default 10000. */
   shutdownTimeout?: number;
   /** Digest credentials added to every session. */
@@ -57,7 +65,9 @@ export interface ZkLockOptionsFactory {
 }
 
 /** Options after defaults and validation: what the services read. */
-export interface ResolvedZkLockOptions extends Required<Omit<ZkLockOptions, 'auth' | 'acl' | 'appName'>> {
+export interface ResolvedZkLockOptions extends Required<Omit<ZkLockOptions, 'auth' | 'acl' | 'appName' | 'coalesce'>> {
+  /** Coalescing limits, or false when off. */
+  coalesce: { maxHandoffs: number; maxHoldMs: number } | false;
   auth: ZkAuth[];
   acl: ZkAclEntry[];
   appName: string | undefined;
@@ -145,6 +155,7 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     'lockTimeout',
     'heldLockWatchDelay',
     'shutdownTimeout',
+    'coalesce',
     'auth',
     'acl',
     'appName',
@@ -227,9 +238,42 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
       allowInfinity: true,
     }),
     shutdownTimeout: validateDuration('shutdownTimeout', pick('shutdownTimeout'), { allowZero: true }),
+    coalesce: resolveCoalesce(options.coalesce),
     auth,
     acl,
     appName: options.appName,
     lazyConnect,
+  };
+}
+
+/** Default limits of in-process coalescing. */
+export const DEFAULT_COALESCE = { maxHandoffs: 32, maxHoldMs: 100 } as const;
+
+function resolveCoalesce(value: ZkLockOptions['coalesce']): ResolvedZkLockOptions['coalesce'] {
+  if (value === undefined || value === false) return false;
+  if (value === true) return { ...DEFAULT_COALESCE };
+  if (value === null || typeof value !== 'object') {
+    throw new InvalidOptionsError('coalesce', value, 'must be true, false or { maxHandoffs?, maxHoldMs? }');
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'maxHandoffs' && key !== 'maxHoldMs') {
+      throw new InvalidOptionsError(
+        `coalesce.${key}`,
+        (value as Record<string, unknown>)[key],
+        'is not a known option',
+      );
+    }
+  }
+  const maxHandoffs = value.maxHandoffs ?? DEFAULT_COALESCE.maxHandoffs;
+  if (typeof maxHandoffs !== 'number' || !Number.isInteger(maxHandoffs) || maxHandoffs < 1 || maxHandoffs > 65_536) {
+    throw new InvalidOptionsError(
+      'coalesce.maxHandoffs',
+      maxHandoffs,
+      'must be a whole number from 1 to 65536 (local holders per ZooKeeper node)',
+    );
+  }
+  return {
+    maxHandoffs,
+    maxHoldMs: validateDuration('coalesce.maxHoldMs', value.maxHoldMs ?? DEFAULT_COALESCE.maxHoldMs),
   };
 }

@@ -44,9 +44,13 @@ export function sortLockNodes(children: string[]): string[] {
   return nodes.toSorted((a, b) => a.sequence - b.sequence).map((node) => node.name);
 }
 
-/** Fencing token: (directory czxid, our sequence), strictly increasing across holders and re-creations. */
+/**
+ * Fencing token: (directory czxid, our sequence), strictly increasing across holders and
+ * re-creations, shifted left 16 bits: the low bits number the local holders of one node when
+ * the `coalesce` option passes it around in one process (0 for the node's first holder).
+ */
 export function fencingToken(directoryCzxid: bigint, sequence: number): bigint {
-  return (directoryCzxid << 32n) + BigInt(sequence);
+  return ((directoryCzxid << 32n) + BigInt(sequence)) << 16n;
 }
 
 /** Why the recipe gave up before holding the lock. */

@@ -9,6 +9,7 @@ import { validateDuration } from '../zk-lock.options.js';
 import { heldInContext, innermostInContext, runWithLock } from './lock-context.js';
 import { HeldLock, ReentrantLock, type LockHandle } from './lock-handle.js';
 import { validateLockPath } from './lock-path.js';
+import { LocalLockQueues } from './local-queue.js';
 import { acquireLock, GiveUp, sequenceOf, sortLockNodes } from './lock-recipe.js';
 
 export interface AcquireOptions {
@@ -54,10 +55,20 @@ export class LockService implements BeforeApplicationShutdown {
   private readonly held = new Set<HeldLock>();
   /** Aborts every wait when the application shuts down. */
   private readonly stopping = new AbortController();
+  /** In-process coalescing, when the `coalesce` option is on. */
+  private readonly local: LocalLockQueues | undefined;
 
   constructor(private readonly connection: ZkConnectionService) {
     const owner = { host: hostname().slice(0, 255), pid: process.pid, app: connection.options.appName };
     this.ownerData = Buffer.from(JSON.stringify(owner));
+    const { coalesce } = connection.options;
+    this.local = coalesce
+      ? new LocalLockQueues(
+          async (path, signal) =>
+            (await this.take(path, { signal, timeout: Infinity, reentrant: false }, true, true)) as HeldLock,
+          coalesce,
+        )
+      : undefined;
   }
 
   /**
@@ -161,7 +172,13 @@ export class LockService implements BeforeApplicationShutdown {
     if (this.held.size === 0) this.drained?.();
   }
 
-  private async take(path: string, options: AcquireOptions, wait: boolean): Promise<LockHandle | null> {
+  /** `ownNode`: take a ZooKeeper node even when coalescing (what the local queue itself does). */
+  private async take(
+    path: string,
+    options: AcquireOptions,
+    wait: boolean,
+    ownNode = false,
+  ): Promise<LockHandle | null> {
     validateLockPath(path);
     const timeout = validateDuration('timeout', options.timeout ?? this.connection.options.lockTimeout, {
       allowZero: true,
@@ -180,6 +197,14 @@ export class LockService implements BeforeApplicationShutdown {
     }
     // Waits end when the caller's signal aborts, or at once when the application shuts down.
     const signal = options.signal ? AbortSignal.any([options.signal, this.stopping.signal]) : this.stopping.signal;
+    const givenUp = () =>
+      options.signal?.aborted
+        ? new LockAbortedError(path, options.signal.reason)
+        : new NotConnectedError(`gave up waiting for ${path}: the application is shutting down`);
+    if (this.local && !ownNode) {
+      if (wait) return this.local.acquire(path, timeout, signal, givenUp);
+      if (this.local.busy(path)) return null; // held or awaited by another caller of this process
+    }
     const data = Buffer.concat([
       this.ownerData.subarray(0, -1),
       Buffer.from(`,"since":"${new Date().toISOString()}"}`),
@@ -200,10 +225,7 @@ export class LockService implements BeforeApplicationShutdown {
       return lock;
     } catch (error) {
       if (error instanceof GiveUp) {
-        if (error.why === 'aborted' && !options.signal?.aborted) {
-          throw new NotConnectedError(`gave up waiting for ${path}: the application is shutting down`);
-        }
-        if (error.why === 'aborted') throw new LockAbortedError(path, options.signal?.reason);
+        if (error.why === 'aborted') throw givenUp();
         if (!wait) return null;
         throw new LockTimeoutError(path, timeout);
       }

@@ -134,12 +134,16 @@ describe('sortLockNodes', () => {
 });
 
 describe('fencingToken', () => {
-  it('is a bigint made of (directory czxid, sequence)', () => {
+  it('is a bigint made of (directory czxid, sequence), with 16 low bits free for local hand-offs', () => {
     expect(typeof fencingToken(1n, 0)).toBe('bigint');
     expect(fencingToken(0n, 0)).toBe(0n);
-    expect(fencingToken(1n, 0)).toBe(2n ** 32n);
-    expect(fencingToken(5n, 42)).toBe(5n * 2n ** 32n + 42n);
-    expect(fencingToken(5n, MAX_SEQUENCE)).toBe(5n * 2n ** 32n + BigInt(MAX_SEQUENCE));
+    expect(fencingToken(1n, 0)).toBe(2n ** 48n);
+    expect(fencingToken(5n, 42)).toBe((5n * 2n ** 32n + 42n) * 2n ** 16n);
+    expect(fencingToken(5n, MAX_SEQUENCE)).toBe((5n * 2n ** 32n + BigInt(MAX_SEQUENCE)) * 2n ** 16n);
+  });
+
+  it('the next node beats every local hand-off of the previous one (at most 65536)', () => {
+    expect(fencingToken(5n, 43) > fencingToken(5n, 42) + 65_535n).toBe(true);
   });
 
   it('strictly increases with the sequence in one directory', () => {

@@ -59,6 +59,7 @@ describe('resolveOptions: defaults', () => {
     ['lockTimeout', Infinity],
     ['heldLockWatchDelay', 1_000],
     ['shutdownTimeout', 10_000],
+    ['coalesce', false],
     ['lazyConnect', false],
     ['auth', []],
     ['acl', [{ scheme: 'world', id: 'anyone', perms: 'crwda' }]],
@@ -77,6 +78,7 @@ describe('resolveOptions: defaults', () => {
         'appName',
         'auth',
         'chroot',
+        'coalesce',
         'connectTimeout',
         'connectionString',
         'heldLockWatchDelay',
@@ -393,6 +395,35 @@ describe('resolveOptions: durations', () => {
       expect(optionErrorOf(() => resolveRaw({ ...BASE, heldLockWatchDelay: value }))).toMatchObject(
         invalidOption('heldLockWatchDelay', shown, 'must be a number >= 0 of milliseconds (or Infinity)'),
       );
+    });
+  });
+
+  describe('coalesce', () => {
+    it.each([
+      [undefined, false],
+      [false, false],
+      [true, { maxHandoffs: 32, maxHoldMs: 100 }],
+      [{}, { maxHandoffs: 32, maxHoldMs: 100 }],
+      [
+        { maxHandoffs: 1, maxHoldMs: 5 },
+        { maxHandoffs: 1, maxHoldMs: 5 },
+      ],
+      [{ maxHandoffs: 65_536 }, { maxHandoffs: 65_536, maxHoldMs: 100 }],
+    ])('%j resolves to %j', (value, expected) => {
+      expect(resolveOptions({ ...BASE, coalesce: value }).coalesce).toEqual(expected);
+    });
+
+    it.each([
+      ['yes', 'coalesce', 'must be true, false or { maxHandoffs?, maxHoldMs? }'],
+      [{ maxHandoffs: 0 }, 'coalesce.maxHandoffs', 'must be a whole number from 1 to 65536'],
+      [{ maxHandoffs: 65_537 }, 'coalesce.maxHandoffs', 'must be a whole number from 1 to 65536'],
+      [{ maxHandoffs: 1.5 }, 'coalesce.maxHandoffs', 'must be a whole number from 1 to 65536'],
+      [{ maxHoldMs: -1 }, 'coalesce.maxHoldMs', 'must be a number > 0 of milliseconds'],
+      [{ maxHops: 3 }, 'coalesce.maxHops', 'is not a known option'],
+    ])('rejects %j naming %s', (value, option, rule) => {
+      const error = optionErrorOf(() => resolveRaw({ ...BASE, coalesce: value }));
+      expect(error).toMatchObject({ option });
+      expect((error as Error).message).toContain(rule);
     });
   });
 
