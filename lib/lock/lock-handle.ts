@@ -71,6 +71,12 @@ export class HeldLock implements LockHandle {
     return this.release();
   }
 
+  /** Ends the lock from our side: aborts `signal` with a LockLostError(`reason`), then deletes the node. */
+  revoke(reason: LockLostReason): Promise<void> {
+    this.lose(reason);
+    return this.release();
+  }
+
   private lose(reason: LockLostReason): void {
     this.stopWatching();
     if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));

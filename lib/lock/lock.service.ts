@@ -162,7 +162,8 @@ export class LockService implements BeforeApplicationShutdown {
     this.drained = undefined;
     const left = [...this.held];
     if (left.length > 0) this.logger.warn(`Releasing ${left.length} lock(s) still held after ${timeout} ms`);
-    await Promise.all(left.map((lock) => lock.release()));
+    // Their holders are told (signal aborts with reason 'closed') before the nodes go.
+    await Promise.all(left.map((lock) => lock.revoke('closed')));
   }
 
   private drained: (() => void) | undefined;

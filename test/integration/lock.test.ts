@@ -273,6 +273,20 @@ describe('reentrancy', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('waits are refused, and a lock still held after shutdownTimeout is revoked: signal first, then the node', async () => {
+    const { locks } = await lockClient(server.connectString, { shutdownTimeout: 100 });
+    const held = await locks.acquire('/locks/shutdown');
+    const waiting = locks.acquire('/locks/shutdown', { timeout: 10_000 }).catch((error: unknown) => error);
+    await locks.beforeApplicationShutdown();
+    expect(String(await waiting)).toContain('the application is shutting down');
+    expect(held.signal.aborted).toBe(true);
+    expect((held.signal.reason as LockLostError).reason).toBe('closed');
+    expect(await children('/locks/shutdown')).toEqual([]);
+    await expect(locks.acquire('/locks/other')).rejects.toThrow('the application is shutting down');
+  });
+});
+
 describe('inspect', () => {
   it('shows the holder and the queue with their owner data', async () => {
     const [a, b] = await lockClients(2, server.connectString, { appName: 'inspector' });
