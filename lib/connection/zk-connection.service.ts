@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { ZkConnectError } from '../errors/connect.error.js';
@@ -43,7 +44,10 @@ class Session implements ZkSession {
   constructor(
     readonly id: bigint,
     readonly timeout: number,
-  ) {}
+  ) {
+    // Every held lock and every waiter of the session listens here: no listener limit.
+    setMaxListeners(0, this.ended);
+  }
 
   end(reason: SessionEndReason): void {
     this.controller.abort(reason);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ZkConnectionService } from '../connection/zk-connection.service.js';
@@ -61,6 +62,7 @@ export class LockService implements BeforeApplicationShutdown {
   constructor(private readonly connection: ZkConnectionService) {
     const owner = { host: hostname().slice(0, 255), pid: process.pid, app: connection.options.appName };
     this.ownerData = Buffer.from(JSON.stringify(owner));
+    setMaxListeners(0, this.stopping.signal); // every waiter listens here
     const { coalesce } = connection.options;
     this.local = coalesce
       ? new LocalLockQueues(

@@ -256,6 +256,20 @@ describe('reentrancy', () => {
     expect(await children('/locks/not-reentrant')).toEqual([]);
   });
 
+  it('30 waiters of one process on one session: no listener-limit warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const { locks } = await lockClient(server.connectString);
+      await Promise.all(Array.from({ length: 30 }, () => locks.withLock('/locks/many-waiters', () => undefined)));
+      await new Promise<void>((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('separate call chains of one process still exclude each other', async () => {
     const { locks } = await lockClient(server.connectString);
     const detector = new OverlapDetector();
