@@ -1,4 +1,7 @@
-/** The IPC protocol between sample/main.ts (the parent) and sample/worker.ts (each forked worker). */
+/**
+ * The IPC protocol between sample/main.ts (the parent) and the processes it forks: the workers
+ * (sample/worker.ts) and, with --http, the app instances (sample/http-instance.ts).
+ */
 
 /** Parent to worker: everybody is ready, start writing now (all workers race from the same moment). */
 export interface GoMessage {
@@ -45,16 +48,59 @@ export function isGoMessage(value: unknown): value is GoMessage {
   return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'go';
 }
 
-/** What the parent passes to each worker, in its environment. */
+/** App instance to parent: connected to ZooKeeper and listening on `url`. */
+export interface ListeningMessage {
+  type: 'listening';
+  /** e.g. `http://127.0.0.1:41234` */
+  url: string;
+  /** From the instance's first line of code to listening, in ms. */
+  startupMs: number;
+}
+
+/** App instance to parent: start-up failed (the same shape as a worker's); it exits with code 1 next. */
+export type InstanceMessage = ListeningMessage | ErrorMessage;
+
+const INSTANCE_TYPES = new Set(['listening', 'error']);
+
+export function isInstanceMessage(value: unknown): value is InstanceMessage {
+  return typeof value === 'object' && value !== null && INSTANCE_TYPES.has(String((value as { type?: unknown }).type));
+}
+
+/** Sends `message` to sample/main.js; rejects when the IPC channel is gone. */
+export function sendToParent(message: WorkerMessage | InstanceMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!process.send || !process.connected) {
+      reject(new Error('the IPC channel to sample/main.js is closed'));
+      return;
+    }
+    process.send(message, undefined, {}, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/** What the parent passes to each worker (and app instance), in its environment. */
 export const ENV = {
   /** ZooKeeper connection string (the library's `connectionString`). */
   connect: 'ZK_CONNECT',
-  /** 1-based worker number. */
+  /** 1-based worker (or app instance) number. */
   workerId: 'SAMPLE_WORKER_ID',
-  /** Lines this worker appends. */
+  /** Lines this worker appends (workers only). */
   lines: 'SAMPLE_LINES',
   /** The log file (absolute path). */
   log: 'SAMPLE_LOG',
-  /** `1`: the same read-modify-write without the lock. */
+  /** `1`: the same read-modify-write without the lock (workers only; app instances serve both routes). */
   noLock: 'NO_LOCK',
 } as const;
+
+/** The value of the environment variable `name`; throws when it is unset or empty. */
+export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`the environment variable ${name} is not set (sample/main.js sets it)`);
+  return value;
+}
+
+/** The whole number >= 1 in the environment variable `name`; throws when it is not one. */
+export function requirePositiveEnv(env: NodeJS.ProcessEnv, name: string): number {
+  const text = requireEnv(env, name);
+  if (!/^[1-9]\d*$/.test(text)) throw new Error(`${name}=${JSON.stringify(text)} must be a whole number >= 1`);
+  return Number(text);
+}

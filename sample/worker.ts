@@ -8,18 +8,12 @@
  * Then it closes the Nest context (which closes the ZooKeeper session) and exits on its own.
  */
 import 'reflect-metadata';
-import * as fs from 'node:fs';
-import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DistributedLock, LockService, ZkLockModule } from '../lib/index.js';
-import { ENV, isGoMessage, type WorkerMessage } from './messages.js';
-import { formatLine, lastCounter } from './verify.js';
-
-/** The lock every worker takes around its read-modify-write. */
-export const LOCK_PATH = '/locks/write_lock';
+import { appendNextLine, LOCK_PATH } from './log-file.js';
+import { ENV, isGoMessage, requireEnv, requirePositiveEnv, sendToParent, type WorkerMessage } from './messages.js';
 
 /** The worker's settings, from the environment the parent set. Provided by value, injected by type. */
 export class WorkerConfig {
@@ -32,44 +26,18 @@ export class WorkerConfig {
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-    const need = (name: string): string => {
-      const value = env[name];
-      if (!value) throw new Error(`the environment variable ${name} is not set (sample/main.js sets it)`);
-      return value;
-    };
-    const positive = (name: string): number => {
-      const text = need(name);
-      if (!/^[1-9]\d*$/.test(text)) throw new Error(`${name}=${JSON.stringify(text)} must be a whole number >= 1`);
-      return Number(text);
-    };
     return new WorkerConfig(
-      need(ENV.connect),
-      positive(ENV.workerId),
-      positive(ENV.lines),
-      need(ENV.log),
+      requireEnv(env, ENV.connect),
+      requirePositiveEnv(env, ENV.workerId),
+      requirePositiveEnv(env, ENV.lines),
+      requireEnv(env, ENV.log),
       env[ENV.noLock] === '1',
     );
   }
 }
 
-/** The end of the log, enough for its last line. */
-function readTail(file: string, bytes = 4096): string {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const length = Math.min(size, bytes);
-    const buffer = Buffer.alloc(length);
-    fs.readSync(fd, buffer, 0, length, size - length);
-    return buffer.toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 @Injectable()
 export class LogWriterService {
-  private readonly host = hostname() || 'unknown';
-
   constructor(
     private readonly locks: LockService,
     private readonly config: WorkerConfig,
@@ -84,24 +52,18 @@ export class LogWriterService {
   async append(workerId: number, askedAt: number): Promise<number> {
     const waited = performance.now() - askedAt;
     const lock = this.locks.current(LOCK_PATH)!; // the handle @DistributedLock holds for this call
-    await this.readModifyWrite(workerId, lock.fencingToken.toString(), lock.signal);
+    await appendNextLine(this.config.logFile, {
+      workerId,
+      token: lock.fencingToken.toString(),
+      signal: lock.signal,
+    });
     return waited;
   }
 
   /** The same read-modify-write without the lock (`--no-lock`): shows the damage the lock prevents. */
   async appendUnlocked(workerId: number): Promise<number> {
-    await this.readModifyWrite(workerId, '-');
+    await appendNextLine(this.config.logFile, { workerId, token: '-' });
     return 0;
-  }
-
-  private async readModifyWrite(workerId: number, token: string, signal?: AbortSignal): Promise<void> {
-    const counter = lastCounter(readTail(this.config.logFile)) + 1;
-    // Yield to the event loop between read and write, as real work would: without the lock,
-    // other workers read the same last line meanwhile and write the same counter.
-    await sleep(Math.random() * 2);
-    signal?.throwIfAborted(); // the lock was lost meanwhile (session expired): do not write
-    const line = formatLine({ counter, workerId, pid: process.pid, host: this.host, token });
-    fs.appendFileSync(this.config.logFile, line); // one write(2) on an O_APPEND file
   }
 }
 
@@ -123,15 +85,7 @@ export class WorkerModule {
   }
 }
 
-function send(message: WorkerMessage): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (!process.send || !process.connected) {
-      reject(new Error('the IPC channel to sample/main.js is closed'));
-      return;
-    }
-    process.send(message, undefined, {}, (error) => (error ? reject(error) : resolve()));
-  });
-}
+const send = (message: WorkerMessage): Promise<void> => sendToParent(message);
 
 /** Resolves on the parent's `go`. */
 function waitForGo(): Promise<void> {

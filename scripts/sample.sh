@@ -4,6 +4,8 @@
 #   npm run sample                                # 8 workers x 25 lines, local ZooKeeper
 #   npm run sample -- --workers 100 --lines 10
 #   npm run sample -- --no-lock                   # the corruption the lock prevents
+#   npm run sample -- --http                      # 2 HTTP app instances, 200 requests to a locked route
+#   npm run sample -- --http --requests 1000 --concurrency 32
 #   ZK_CONNECT=127.0.0.1:2181 npm run sample      # against your own ZooKeeper
 #
 # Sets up what is missing, builds sample/ (with the parts of lib/ and test/support/ it uses) into
@@ -24,5 +26,22 @@ if [[ -z ${ZK_CONNECT:-} ]] && ! $wants_help; then
   export ZK_CLASSPATH
 fi
 
-npx tsc -p sample/tsconfig.json
+# Build into a fresh directory, then move each file that changed into sample/dist/ (a rename): a
+# run that is going on meanwhile (say, another test file's) never loads a half-written file.
+mkdir -p sample/dist
+staging=$(mktemp -d sample/dist/.build-XXXXXX)
+trap 'rm -rf "$staging"' EXIT
+npx tsc -p sample/tsconfig.json --outDir "$staging"
+(cd "$staging" && find . -type f) | while IFS= read -r file; do
+  target=sample/dist/${file#./}
+  if [[ $file == *.map ]]; then
+    # Source maps name their source relative to themselves, and $staging is one level deeper.
+    sed -i 's#"sources":\["\.\./#"sources":["#' "$staging/$file"
+  fi
+  cmp -s "$staging/$file" "$target" && continue
+  mkdir -p "$(dirname "$target")"
+  mv -f "$staging/$file" "$target"
+done
+rm -rf "$staging"
+trap - EXIT
 exec node sample/dist/sample/main.js "$@"

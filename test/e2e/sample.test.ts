@@ -2,57 +2,22 @@
  * The showcase sample end to end, as a user runs it: `bash scripts/sample.sh` (which builds
  * sample/ and runs it) with worker processes against a real ZooKeeper started here.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runScript } from '../fixtures/run-script.js';
 import { startZooKeeper, type ZkServer } from '../support/index.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Build (TS7: seconds) + start of the worker processes + the run, on a busy 2-core machine. */
 const RUN_TIMEOUT = 150_000;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-}
+/** The sample script to its end, against the test's ZooKeeper (its whole process group killed at the deadline). */
+const runSample = (args: string[]) =>
+  runScript('scripts/sample.sh', args, { env: { ZK_CONNECT: zk.connectString }, timeoutMs: RUN_TIMEOUT - 5_000 });
 
 let zk: ZkServer;
 let tmp: string;
-
-/** Runs the sample script to its end (or kills its whole process group at the deadline). */
-function runSample(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['scripts/sample.sh', ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ZK_CONNECT: zk.connectString },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group: the deadline kills the workers too
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      reject(new Error(`sample.sh ${args.join(' ')} still running after ${RUN_TIMEOUT} ms:\n${output}`));
-    }, RUN_TIMEOUT - 5_000);
-    child.on('error', (error) => {
-      clearTimeout(deadline);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(deadline);
-      resolve({ code, signal, output });
-    });
-  });
-}
 
 beforeAll(async () => {
   // ZooKeeper's default tick (session timeouts up to 40 s): a busy machine must not expire sessions.

@@ -5,44 +5,8 @@
  * Run alone with `npx vitest run test/package`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runScript } from '../fixtures/run-script.js';
 import { startZooKeeper, type ZkServer } from '../support/index.js';
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** Runs `command` in the repo; after `timeoutMs` kills it and its children (its own process group). */
-function run(
-  command: string,
-  args: string[],
-  timeoutMs: number,
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: repo,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-      env: { ...process.env, ...env },
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => {
-      output += `\n[killed after ${timeoutMs} ms]\n`;
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 let server: ZkServer;
 beforeAll(async () => {
@@ -54,8 +18,9 @@ afterAll(async () => {
 
 describe('packed tarball', () => {
   it('installs, compiles, boots and locks in a Nest 12 and a Nest 11 app', { timeout: 300_000 }, async () => {
-    const { code, output } = await run('bash', ['scripts/pack-check.sh'], 280_000, {
-      ZK_CONNECT: server.connectString,
+    const { code, output } = await runScript('scripts/pack-check.sh', [], {
+      env: { ZK_CONNECT: server.connectString },
+      timeoutMs: 280_000,
     });
     // On failure the received object shows the whole output of the script.
     expect({ exitCode: code, output }).toMatchObject({ exitCode: 0 });
