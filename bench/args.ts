@@ -1,0 +1,137 @@
+/** Command line of the benchmark (pure): see /work/shared/BENCH.md and docs/benchmarks.md. */
+import { parseArgs } from 'node:util';
+
+export const WORKLOADS = ['floor', 'w1', 'w2', 'w2c', 'w3', 'mem', 'http'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+export const DEFAULTS = {
+  workloads: [...WORKLOADS] as Workload[],
+  clients: [1, 4, 16, 64, 256],
+  seconds: 5,
+  cycles: 2_000,
+  memCycles: 100_000,
+  keys: 1_000,
+  svg: 'docs/benchmarks.svg',
+} as const;
+
+export const USAGE = `Usage: npm run bench -- [options]
+       bash scripts/bench.sh [options]
+
+Measures the lock against the cost floor of ZooKeeper itself and prints one JSON object per
+line on stdout (the fields of BENCH.md plus requests_per_op), a table and ratios on stderr.
+
+Options:
+  --connect H:P       ZooKeeper to use (its 4-letter words srvr, mntr, wchs must be allowed);
+                      default: start a local server for the run (tickTime 2000) and stop it after
+  --workload LIST     comma-separated, of ${WORKLOADS.join(',')} (default: all)
+  --clients LIST      sessions for w2 and w3 (default ${DEFAULTS.clients.join(',')})
+  --seconds S         measured duration of each w2/w3 point (default ${DEFAULTS.seconds})
+  --cycles N          cycles of floor and w1, requests per route of http (default ${DEFAULTS.cycles})
+  --mem-cycles N      acquire/release cycles of mem (default ${DEFAULTS.memCycles})
+  --keys N            w3's scale point over N distinct keys, 0 to skip (default ${DEFAULTS.keys})
+  --json FILE         also write the JSON lines to FILE
+  --svg FILE          where to write the chart (default ${DEFAULTS.svg}); --no-svg: none
+  -h, --help          this text
+
+Each workload warms up (at least 200 cycles and 2 s) before it counts. floor and w1, when both
+run, take turns in blocks of 50 cycles so that their ratio compares like with like. Node must run with
+--expose-gc for mem (scripts/bench.sh does).`;
+
+export interface BenchArgs {
+  connect: string | undefined;
+  workloads: Workload[];
+  clients: number[];
+  seconds: number;
+  cycles: number;
+  memCycles: number;
+  keys: number;
+  json: string | undefined;
+  svg: string | undefined;
+  help: boolean;
+}
+
+/** A bad command line; the message names the option, the value and the rule. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function wholeNumber(option: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    throw new UsageError(`--${option} ${JSON.stringify(text)}: must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseBenchArgs(argv: string[]): BenchArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        connect: { type: 'string' },
+        workload: { type: 'string' },
+        clients: { type: 'string' },
+        seconds: { type: 'string' },
+        cycles: { type: 'string' },
+        'mem-cycles': { type: 'string' },
+        keys: { type: 'string' },
+        json: { type: 'string' },
+        svg: { type: 'string' },
+        'no-svg': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+
+  let workloads: Workload[] = [...DEFAULTS.workloads];
+  if (values.workload !== undefined) {
+    const names = values.workload.split(',').map((name) => name.trim());
+    for (const name of names) {
+      if (!(WORKLOADS as readonly string[]).includes(name)) {
+        throw new UsageError(`--workload ${JSON.stringify(name)}: must be one of ${WORKLOADS.join(', ')}`);
+      }
+    }
+    // Always in the order of BENCH.md, each once.
+    workloads = WORKLOADS.filter((name) => names.includes(name));
+  }
+
+  let clients: number[] = [...DEFAULTS.clients];
+  if (values.clients !== undefined) {
+    clients = [...new Set(values.clients.split(',').map((text) => wholeNumber('clients', text, 1, 2_000)))];
+    clients.sort((a, b) => a - b);
+  }
+
+  let seconds: number = DEFAULTS.seconds;
+  if (values.seconds !== undefined) {
+    seconds = Number(values.seconds);
+    if (!/^\d+(\.\d+)?$/.test(values.seconds.trim()) || seconds < 0.1 || seconds > 3_600) {
+      throw new UsageError(`--seconds ${JSON.stringify(values.seconds)}: must be a number from 0.1 to 3600`);
+    }
+  }
+
+  if (values.connect !== undefined && !/^[^\s:,/]+:\d+$/.test(values.connect)) {
+    throw new UsageError(`--connect ${JSON.stringify(values.connect)}: must be one server as host:port`);
+  }
+  if (values.svg !== undefined && values['no-svg']) throw new UsageError('--svg and --no-svg exclude each other');
+
+  return {
+    connect: values.connect,
+    workloads,
+    clients,
+    seconds,
+    cycles: values.cycles === undefined ? DEFAULTS.cycles : wholeNumber('cycles', values.cycles, 1, 10_000_000),
+    memCycles:
+      values['mem-cycles'] === undefined
+        ? DEFAULTS.memCycles
+        : wholeNumber('mem-cycles', values['mem-cycles'], 10, 100_000_000),
+    keys: values.keys === undefined ? DEFAULTS.keys : wholeNumber('keys', values.keys, 0, 1_000_000),
+    json: values.json,
+    svg: values['no-svg'] ? undefined : (values.svg ?? DEFAULTS.svg),
+    help: values.help ?? false,
+  };
+}

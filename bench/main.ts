@@ -1,0 +1,191 @@
+/**
+ * zk-lock's benchmark (`npm run bench`), as /work/shared/BENCH.md specifies it: the lock against
+ * the cost floor of ZooKeeper itself, on a real server. One JSON object per line on stdout (and in
+ * --json FILE), a table and the ratios on stderr, the chart in docs/benchmarks.svg (--svg FILE).
+ *
+ * Runs as bench/dist/bench/main.js, built and started by scripts/bench.sh (node --expose-gc).
+ * Exit status: 0, or 1 when a run failed or a w2 point saw overlapping holders, 2 for bad arguments.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Logger } from '@nestjs/common';
+import { DEFAULTS, parseBenchArgs, USAGE, UsageError, type BenchArgs } from './args.js';
+import { closeSessions, openSessions, removeEmptyTree } from './harness.js';
+import { StderrLogger } from './logger.js';
+import { ratios, ratiosText, table } from './report.js';
+import { openServer, type BenchServer } from './server.js';
+import { renderChart } from './svg.js';
+import { BENCH_ROOT, floorAndW1, http, mem, w2, w3, type BenchContext, type BenchLine } from './workloads.js';
+
+// This file runs as bench/dist/bench/main.js.
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const err = (line = '') => process.stderr.write(`${line}\n`);
+
+/** Deletes what earlier runs left under /bench (empty lock directories), on its own short session. */
+async function cleanUp(server: BenchServer): Promise<number> {
+  const [admin] = await openSessions(server.connectString, 1);
+  try {
+    return await removeEmptyTree(admin.connection, BENCH_ROOT);
+  } finally {
+    await closeSessions([admin]);
+  }
+}
+
+/** The machine in one line, e.g. `2 CPUs, 23.5 GiB RAM, Node v20.20.2, ZooKeeper 3.8.0`. */
+async function machine(server: BenchServer): Promise<string> {
+  return (
+    `${os.availableParallelism()} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
+    `Node ${process.version}, ZooKeeper ${await server.version()}`
+  );
+}
+
+async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
+  const lines: BenchLine[] = [];
+  const ctx: BenchContext = { server, args, note: (text) => err(`  note: ${text}`) };
+  if (args.json) fs.writeFileSync(args.json, '');
+  const emit = (line: BenchLine) => {
+    const json = JSON.stringify(line);
+    process.stdout.write(`${json}\n`);
+    if (args.json) fs.appendFileSync(args.json, `${json}\n`);
+    lines.push(line);
+  };
+  const step = async (label: string, body: () => Promise<BenchLine | BenchLine[]>) => {
+    const started = Date.now();
+    err(`- ${label}...`);
+    const result = await body();
+    for (const line of Array.isArray(result) ? result : [result]) emit(line);
+    err(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  };
+
+  const cycleWorkloads = args.workloads.filter((w): w is 'floor' | 'w1' => w === 'floor' || w === 'w1');
+  for (const workload of args.workloads) {
+    switch (workload) {
+      case 'floor':
+      case 'w1':
+        if (workload !== cycleWorkloads[0]) break; // run together with floor
+        await step(
+          cycleWorkloads.length === 2
+            ? `floor (raw create + getChildren + delete) and w1 (acquire + release), ${args.cycles} cycles each, ` +
+                `taking turns in blocks of 50`
+            : workload === 'floor'
+              ? `floor: ${args.cycles} raw create + getChildren + delete`
+              : `w1: ${args.cycles} acquire + release`,
+          () => floorAndW1(ctx, cycleWorkloads),
+        );
+        break;
+      case 'w2':
+        for (const clients of args.clients) {
+          await step(`w2: ${clients} session(s) on one lock for ${args.seconds} s`, () => w2(ctx, clients));
+        }
+        break;
+      case 'w2c':
+        for (const clients of args.clients.filter((c) => c > 1)) {
+          await step(`w2c: ${clients} callers in one process (coalesce) on one lock for ${args.seconds} s`, () =>
+            w2(ctx, clients, true),
+          );
+        }
+        break;
+      case 'w3':
+        for (const clients of args.clients) {
+          await step(`w3: ${clients} session(s), a lock each, for ${args.seconds} s`, () => w3(ctx, clients));
+        }
+        if (args.keys > 0) {
+          const clients = Math.min(Math.max(...args.clients), args.keys);
+          await step(`w3: ${clients} session(s) over ${args.keys} distinct keys for ${args.seconds} s`, () =>
+            w3(ctx, clients, args.keys),
+          );
+        }
+        break;
+      case 'mem':
+        await step(`mem: ${args.memCycles} acquire + release`, () => mem(ctx));
+        break;
+      case 'http':
+        await step(`http: ${args.cycles} requests to each route`, () => http(ctx));
+        break;
+    }
+  }
+  return lines;
+}
+
+async function main(): Promise<number> {
+  let args: BenchArgs;
+  try {
+    args = parseBenchArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    err(`bench: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    err(USAGE);
+    return 0;
+  }
+  // Nest's console logger would write to stdout, between the JSON lines.
+  Logger.overrideLogger(new StderrLogger());
+
+  const started = Date.now();
+  err(args.connect ? `Using ZooKeeper at ${args.connect}` : 'Starting a local ZooKeeper (tickTime 2000)...');
+  const server = await openServer(args.connect);
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= server.stop());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      err(`\n${signal}: stopping${server.local ? ' the local ZooKeeper' : ''}...`);
+      void stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
+
+  try {
+    const about = await machine(server);
+    err(`Machine: ${about}; CPU ${os.cpus()[0]?.model.trim() ?? 'unknown'}`);
+    err(
+      server.local
+        ? `ZooKeeper: local standalone server on ${server.connectString}, tickTime 2000 (started and stopped by the benchmark)`
+        : `ZooKeeper: ${server.connectString}`,
+    );
+    err(`Command: npm run bench -- ${process.argv.slice(2).join(' ')}`.trimEnd());
+    const stale = await cleanUp(server);
+    if (stale > 0) err(`  (deleted ${stale} empty node(s) under ${BENCH_ROOT} left by an earlier run)`);
+
+    const lines = await run(args, server);
+    await cleanUp(server);
+    const seconds = (Date.now() - started) / 1000;
+
+    err('\nResults (times in microseconds; w2: time from asking to holding):');
+    err(table(lines));
+    err('\nRatios:');
+    err(ratiosText(ratios(lines)));
+    if (args.svg) {
+      // The default is the repository's docs/; a path given is relative to the working directory.
+      const file = args.svg === DEFAULTS.svg ? path.join(REPO_ROOT, DEFAULTS.svg) : path.resolve(args.svg);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, renderChart(lines, about));
+      err(`\nChart: ${file.startsWith(REPO_ROOT) ? path.relative(REPO_ROOT, file) : file}`);
+    }
+    err(`Total: ${seconds.toFixed(1)} s`);
+
+    const overlapping = lines.filter(
+      (line) => (line.workload === 'w2' || line.workload === 'w2c') && line.overlaps > 0,
+    );
+    if (overlapping.length > 0) {
+      err(
+        `FAIL: overlapping holders in w2 at ${overlapping.map((l) => (l.workload === 'w2' || l.workload === 'w2c' ? `${l.workload} ${l.clients}` : 0)).join(', ')} clients`,
+      );
+      return 1;
+    }
+    return 0;
+  } finally {
+    await stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    err(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);

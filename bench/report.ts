@@ -1,0 +1,151 @@
+/** The human-readable side of the benchmark (pure): a table of the JSON lines and BENCH.md's ratios. */
+import { round } from './stats.js';
+import type { BenchLine, CycleLine, HttpLine, MemLine, W2Line } from './workloads.js';
+
+const dash = '-';
+const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : String(value));
+const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+function row(line: BenchLine): string[] {
+  switch (line.workload) {
+    case 'floor':
+    case 'w1':
+      return [
+        line.workload,
+        dash,
+        int(line.cycles),
+        int(line.p50_us),
+        int(line.p99_us),
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        '',
+      ];
+    case 'w2':
+    case 'w2c':
+      return [
+        line.workload,
+        String(line.clients),
+        int(line.acquisitions),
+        `wait ${int(line.wait_p50_us)}`,
+        `wait ${int(line.wait_p99_us)}`,
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        `overlaps ${line.overlaps}, watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
+      ];
+    case 'w3':
+      return [
+        'w3',
+        String(line.clients),
+        int(line.acquisitions),
+        int(line.p50_us),
+        int(line.p99_us),
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        line.keys === undefined
+          ? ''
+          : `${int(line.keys)} keys, ${int(line.leftover_dirs ?? Number.NaN)} dirs left (deleted)`,
+      ];
+    case 'mem':
+      return [
+        'mem',
+        dash,
+        int(line.cycles),
+        dash,
+        dash,
+        dash,
+        fixed(line.requests_per_op, 3),
+        `heap ${mib(line.heap_start_bytes)} -> ${mib(line.heap_end_bytes)}, ` +
+          `server watches ${line.server_watches_after}, leftover nodes ${line.leftover_nodes}`,
+      ];
+    case 'http':
+      return [
+        'http',
+        dash,
+        int(line.requests),
+        `lock ${int(line.locked_p50_us)}`,
+        dash,
+        dash,
+        fixed(line.requests_per_op, 3),
+        `plain p50 ${int(line.plain_p50_us)} us, overhead p50 ${int(line.overhead_p50_us)} us`,
+      ];
+  }
+  throw new Error(`unknown line ${JSON.stringify(line)}`);
+}
+
+/** The table: one row per JSON line (times in µs). */
+export function table(lines: BenchLine[]): string {
+  const header = ['workload', 'clients', 'count', 'p50 us', 'p99 us', 'per s', 'req/op', ''];
+  const rows = [header, ...lines.map(row)];
+  const widths = header.map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export interface Ratio {
+  name: string;
+  value: number | undefined;
+  /** How it is computed, with the numbers. */
+  detail: string;
+}
+
+const find = <T extends BenchLine>(lines: BenchLine[], test: (line: BenchLine) => line is T) => lines.find(test);
+
+/** The ratios BENCH.md asks for, from lines of one run (undefined when a workload is missing). */
+export function ratios(lines: BenchLine[]): Ratio[] {
+  const floor = find(lines, (l): l is CycleLine => l.workload === 'floor');
+  const w1 = find(lines, (l): l is CycleLine => l.workload === 'w1');
+  const w2At = (clients: number) => find(lines, (l): l is W2Line => l.workload === 'w2' && l.clients === clients);
+  const w2at4 = w2At(4);
+  const w2at64 = w2At(64);
+  const w2cAt64 = find(lines, (l): l is W2Line => l.workload === 'w2c' && l.clients === 64);
+  const mem = find(lines, (l): l is MemLine => l.workload === 'mem');
+  const http = find(lines, (l): l is HttpLine => l.workload === 'http');
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0 ? undefined : round(a / b, 3);
+  return [
+    {
+      name: 'w1.p50_us / floor.p50_us',
+      value: ratio(w1?.p50_us, floor?.p50_us),
+      detail: `${w1?.p50_us ?? '?'} / ${floor?.p50_us ?? '?'} (library overhead over the bare protocol)`,
+    },
+    {
+      name: 'w2.per_s at 64 clients / at 4',
+      value: ratio(w2at64?.per_s, w2at4?.per_s),
+      detail: `${w2at64?.per_s ?? '?'} / ${w2at4?.per_s ?? '?'} (throughput under 16x the contention)`,
+    },
+    {
+      name: 'w2.watch_events_per_acq at 64 clients',
+      value: w2at64?.watch_events_per_acq,
+      detail: 'about 1: one waiter woken per release; about 64 would be a herd',
+    },
+    {
+      name: 'w2c.per_s / w2.per_s at 64',
+      value: ratio(w2cAt64?.per_s, w2at64?.per_s),
+      detail: `${w2cAt64?.per_s ?? '?'} / ${w2at64?.per_s ?? '?'} (64 callers in one process with coalesce vs 64 sessions)`,
+    },
+    {
+      name: 'mem.heap_end_bytes / heap_start_bytes',
+      value: ratio(mem?.heap_end_bytes, mem?.heap_start_bytes),
+      detail: `${mem?.heap_end_bytes ?? '?'} / ${mem?.heap_start_bytes ?? '?'} (heap after GC at 100% vs 10% of the cycles)`,
+    },
+    {
+      name: 'http.overhead_p50_us / w1.p50_us',
+      value: ratio(http?.overhead_p50_us, w1?.p50_us),
+      detail: `${http?.overhead_p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (what the lock adds to a request vs a bare acquire + release)`,
+    },
+  ];
+}
+
+export function ratiosText(list: Ratio[]): string {
+  const width = Math.max(...list.map((r) => r.name.length));
+  return list
+    .map((r) => `${r.name.padEnd(width)}  ${r.value === undefined ? 'n/a' : String(r.value)}  ${r.detail}`)
+    .join('\n');
+}

@@ -1,0 +1,404 @@
+/**
+ * The workloads of BENCH.md. Each returns its JSON line: exactly the fields BENCH.md lists for
+ * it, in that order, plus `requests_per_op` (requests the server received per counted cycle or
+ * acquisition, from `mntr` zk_packets_received before and after).
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { NestFactory } from '@nestjs/core';
+import { lockPathFor } from '../lib/index.js';
+import type { BenchArgs } from './args.js';
+import {
+  closeSessions,
+  notifications,
+  openSessions,
+  removeEmptyTree,
+  runCycles,
+  runInterleaved,
+  runTimed,
+  WARMUP_CYCLES,
+  WARMUP_MS,
+} from './harness.js';
+import { httpBenchModule } from './http-app.js';
+import { StderrLogger } from './logger.js';
+import { RawZooKeeper } from './raw-client.js';
+import type { BenchServer } from './server.js';
+import { nowUs, round, Samples } from './stats.js';
+
+export const BENCH_ROOT = '/bench';
+
+export interface CycleLine {
+  workload: 'floor' | 'w1';
+  cycles: number;
+  p50_us: number;
+  p99_us: number;
+  per_s: number;
+  requests_per_op: number;
+}
+
+export interface W2Line {
+  /** w2c: the same load from callers in ONE process sharing one session with the `coalesce` option. */
+  workload: 'w2' | 'w2c';
+  clients: number;
+  acquisitions: number;
+  per_s: number;
+  wait_p50_us: number;
+  wait_p99_us: number;
+  overlaps: number;
+  watch_events_per_acq: number;
+  requests_per_op: number;
+}
+
+export interface W3Line {
+  workload: 'w3';
+  clients: number;
+  acquisitions: number;
+  per_s: number;
+  p50_us: number;
+  p99_us: number;
+  requests_per_op: number;
+  /** Only on the distinct-keys scale point: how many keys (lock paths) the sessions share out. */
+  keys?: number;
+  /** Only on the distinct-keys scale point: lock directories left on the server after the run (then deleted). */
+  leftover_dirs?: number;
+}
+
+export interface MemLine {
+  workload: 'mem';
+  cycles: number;
+  heap_start_bytes: number;
+  heap_end_bytes: number;
+  server_watches_after: number;
+  leftover_nodes: number;
+  requests_per_op: number;
+}
+
+export interface HttpLine {
+  workload: 'http';
+  requests: number;
+  locked_p50_us: number;
+  plain_p50_us: number;
+  overhead_p50_us: number;
+  requests_per_op: number;
+}
+
+export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine;
+
+export interface BenchContext {
+  server: BenchServer;
+  args: BenchArgs;
+  /** A remark for the human-readable output (stderr). */
+  note(text: string): void;
+}
+
+const perSecond = (count: number, elapsedUs: number) => round(count / (elapsedUs / 1e6), 1);
+const perOp = (requests: number, ops: number) => round(ops > 0 ? requests / ops : Number.NaN, 3);
+
+// ---- floor and w1 ----
+
+/** The same owner data the library writes into its nodes (host, pid, since), so that both send as many bytes. */
+function ownerData(): Buffer {
+  return Buffer.from(
+    JSON.stringify({ host: hostname().slice(0, 255), pid: process.pid, since: new Date().toISOString() }),
+  );
+}
+
+/** A cycle workload set up and ready to loop. */
+interface CycleWorkload {
+  workload: CycleLine['workload'];
+  cycle: () => Promise<void>;
+  close(): Promise<void>;
+}
+
+/** floor: one session, raw client: create EPHEMERAL_SEQUENTIAL + getChildren + delete, the recipe's 3-request floor. */
+async function openFloor(ctx: BenchContext): Promise<CycleWorkload> {
+  const dir = `${BENCH_ROOT}/floor`;
+  const raw = await RawZooKeeper.connect(ctx.server.connectString);
+  try {
+    await raw.mkdirp(dir);
+  } catch (error) {
+    await raw.close();
+    throw error;
+  }
+  const prefix = `${dir}/_c_${randomUUID()}-lock-`;
+  const data = ownerData();
+  return {
+    workload: 'floor',
+    cycle: async () => {
+      const node = await raw.createEphemeralSequential(prefix, data);
+      await raw.getChildren(dir);
+      await raw.remove(node);
+    },
+    close: () => raw.close(),
+  };
+}
+
+/** w1: one LockService (one session, the library's defaults): acquire + release on one path, uncontended. */
+async function openW1(ctx: BenchContext): Promise<CycleWorkload> {
+  const path = `${BENCH_ROOT}/w1`;
+  const sessions = await openSessions(ctx.server.connectString, 1);
+  const { locks } = sessions[0];
+  return {
+    workload: 'w1',
+    cycle: async () => {
+      const lock = await locks.acquire(path);
+      await lock.release();
+    },
+    close: () => closeSessions(sessions),
+  };
+}
+
+/**
+ * floor and/or w1, `cycles` each. When both run they take turns in short blocks (see
+ * runInterleaved), so that `w1.p50_us / floor.p50_us` compares like with like.
+ */
+export async function floorAndW1(ctx: BenchContext, which: CycleLine['workload'][]): Promise<CycleLine[]> {
+  const opened: CycleWorkload[] = [];
+  try {
+    for (const workload of which) opened.push(await (workload === 'floor' ? openFloor(ctx) : openW1(ctx)));
+    const runs = await runInterleaved(
+      ctx.args.cycles,
+      opened.map((w) => w.cycle),
+      () => ctx.server.packets(),
+    );
+    return opened.map((w, i): CycleLine => {
+      const [p50, p99] = runs[i].latencies.percentiles(50, 99);
+      return {
+        workload: w.workload,
+        cycles: ctx.args.cycles,
+        p50_us: p50,
+        p99_us: p99,
+        per_s: perSecond(ctx.args.cycles, runs[i].elapsedUs),
+        requests_per_op: perOp(runs[i].requests, ctx.args.cycles),
+      };
+    });
+  } finally {
+    for (const w of opened) await w.close();
+  }
+}
+
+// ---- w2 ----
+
+/**
+ * N sessions, one path: acquire -> critical section (read a shared counter, yield to the event
+ * loop, write it back: a lost update if two were inside) -> release, for `seconds`. Sessions are
+ * made with `heldLockWatchDelay: Infinity`, so holders never watch their own node and every watch
+ * notification is a waiter being woken.
+ */
+export async function w2(ctx: BenchContext, clients: number, coalesced = false): Promise<W2Line> {
+  const path = `${BENCH_ROOT}/${coalesced ? 'w2c' : 'w2'}`;
+  // w2c: `clients` callers of one process on ONE session with in-process coalescing.
+  const sessions = coalesced
+    ? await openSessions(ctx.server.connectString, 1, { heldLockWatchDelay: Infinity, coalesce: true })
+    : await openSessions(ctx.server.connectString, clients, { heldLockWatchDelay: Infinity });
+  try {
+    const shared = { counter: 0, inside: 0, overlaps: 0, iterations: 0 };
+    const waits = new Samples();
+    const run = await runTimed({
+      loops: clients,
+      seconds: ctx.args.seconds,
+      iteration: async (i, measuring) => {
+        const asked = nowUs();
+        const lock = await sessions[coalesced ? 0 : i].locks.acquire(path);
+        const waited = nowUs() - asked;
+        shared.inside += 1;
+        if (shared.inside > 1) shared.overlaps += 1;
+        const read = shared.counter;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        shared.counter = read + 1;
+        shared.inside -= 1;
+        shared.iterations += 1;
+        await lock.release();
+        if (measuring) waits.push(waited);
+      },
+      counters: async () => ({ packets: await ctx.server.packets(), notifications: notifications(sessions) }),
+    });
+    const lost = shared.iterations - shared.counter;
+    if (lost !== 0) ctx.note(`w2 ${clients} clients: ${lost} lost update(s) of the shared counter`);
+    const acquisitions = waits.length;
+    const [p50, p99] = waits.percentiles(50, 99);
+    return {
+      workload: coalesced ? 'w2c' : 'w2',
+      clients,
+      acquisitions,
+      per_s: perSecond(acquisitions, run.elapsedUs),
+      wait_p50_us: p50,
+      wait_p99_us: p99,
+      // Counted over the whole run, warm-up included.
+      overlaps: Math.max(shared.overlaps, lost),
+      watch_events_per_acq: round((run.after.notifications - run.before.notifications) / acquisitions, 3),
+      requests_per_op: perOp(run.after.packets - run.before.packets, acquisitions),
+    };
+  } finally {
+    await closeSessions(sessions);
+  }
+}
+
+// ---- w3 ----
+
+/**
+ * N sessions, each on paths of its own (no contention), for `seconds`; p50/p99 are of whole
+ * acquire + release cycles, like w1's. With `keys`, the scale point over many distinct lock paths:
+ * `keys` dynamic paths (`lockPathFor('/bench/keys', k)`) shared out among the sessions, each
+ * session cycling through its own; the warm-up lasts until every key was locked once (which
+ * creates its directory). Afterwards the directories left on the server are counted, then deleted.
+ */
+export async function w3(ctx: BenchContext, clients: number, keys?: number): Promise<W3Line> {
+  const base = keys === undefined ? `${BENCH_ROOT}/w3` : `${BENCH_ROOT}/keys`;
+  const paths: string[][] = Array.from({ length: clients }, (_, i) => {
+    if (keys === undefined) return [`${base}/${i}`];
+    const own: string[] = [];
+    for (let k = i; k < keys; k += clients) own.push(lockPathFor(base, k));
+    return own;
+  });
+  const done = Array.from({ length: clients }, () => 0);
+  const sessions = await openSessions(ctx.server.connectString, clients);
+  let line: W3Line;
+  try {
+    const latencies = new Samples();
+    const run = await runTimed({
+      loops: clients,
+      seconds: ctx.args.seconds,
+      iteration: async (i, measuring) => {
+        const own = paths[i];
+        const started = nowUs();
+        const lock = await sessions[i].locks.acquire(own[done[i] % own.length]);
+        await lock.release();
+        done[i] += 1;
+        if (measuring) latencies.push(nowUs() - started);
+      },
+      counters: () => ctx.server.packets(),
+      warmedUp: () => done.every((count, i) => count >= paths[i].length),
+    });
+    const [p50, p99] = latencies.percentiles(50, 99);
+    line = {
+      workload: 'w3',
+      clients,
+      acquisitions: latencies.length,
+      per_s: perSecond(latencies.length, run.elapsedUs),
+      p50_us: p50,
+      p99_us: p99,
+      requests_per_op: perOp(run.after - run.before, latencies.length),
+    };
+  } finally {
+    await closeSessions(sessions);
+  }
+  if (keys === undefined) return line;
+
+  // Our sessions are closed, so their lock nodes are gone: what is left are the directories.
+  const [admin] = await openSessions(ctx.server.connectString, 1);
+  try {
+    const { children } = await admin.connection.getChildren(base);
+    const removed = await removeEmptyTree(admin.connection, base);
+    ctx.note(
+      `w3 ${keys} keys: ${children.length} lock directories left under ${base} after the run ` +
+        `(persistent nodes: the client cannot create container nodes); deleted ${removed - 1} of them`,
+    );
+    return { ...line, keys, leftover_dirs: children.length };
+  } finally {
+    await closeSessions([admin]);
+  }
+}
+
+// ---- mem ----
+
+type GlobalWithGc = typeof globalThis & { gc?: () => void };
+
+/** Heap in use after a full garbage collection (node --expose-gc). */
+function heapAfterGc(): number {
+  const gc = (globalThis as GlobalWithGc).gc;
+  if (!gc) throw new Error('mem needs a full GC: run node with --expose-gc (scripts/bench.sh does)');
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/**
+ * `memCycles` acquire/release cycles on one LockService (library defaults); the heap after a full
+ * GC at 10% and at 100% of them; then, with the session still open, the server's watch count
+ * (`wchs`, all sessions) and the children left in the lock's directory.
+ */
+export async function mem(ctx: BenchContext): Promise<MemLine> {
+  const path = `${BENCH_ROOT}/mem`;
+  const cycles = ctx.args.memCycles;
+  const sessions = await openSessions(ctx.server.connectString, 1);
+  const { locks, connection } = sessions[0];
+  try {
+    const cycle = async () => {
+      const lock = await locks.acquire(path);
+      await lock.release();
+    };
+    const warmStart = Date.now();
+    for (let done = 0; done < WARMUP_CYCLES || Date.now() - warmStart < WARMUP_MS; done++) await cycle();
+    const tenth = Math.max(1, Math.round(cycles / 10));
+    let heapStart = Number.NaN;
+    const before = await ctx.server.packets();
+    for (let i = 1; i <= cycles; i++) {
+      await cycle();
+      if (i === tenth) heapStart = heapAfterGc();
+    }
+    const after = await ctx.server.packets();
+    const heapEnd = heapAfterGc();
+    const watches = await ctx.server.watches();
+    const { children } = await connection.getChildren(path);
+    return {
+      workload: 'mem',
+      cycles,
+      heap_start_bytes: heapStart,
+      heap_end_bytes: heapEnd,
+      server_watches_after: watches,
+      leftover_nodes: children.length,
+      requests_per_op: perOp(after - before, cycles),
+    };
+  } finally {
+    await closeSessions(sessions);
+  }
+}
+
+// ---- http ----
+
+/**
+ * A Nest application (Express, the library's defaults) with `GET /locked` (`@DistributedLock`)
+ * and `GET /plain`, the same handler; one client in the same process sends `cycles` requests to
+ * each, one at a time, alternating which goes first (so that both see the same machine).
+ */
+export async function http(ctx: BenchContext): Promise<HttpLine> {
+  const app = await NestFactory.create(httpBenchModule(ctx.server.connectString), { logger: new StderrLogger() });
+  try {
+    await app.listen(0, '127.0.0.1');
+    const url = await app.getUrl();
+    const get = async (route: 'locked' | 'plain'): Promise<number> => {
+      const started = nowUs();
+      const response = await fetch(`${url}/${route}`);
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`GET /${route} answered ${response.status}`);
+      return nowUs() - started;
+    };
+    const locked = new Samples();
+    const plain = new Samples();
+    let turn = 0;
+    const run = await runCycles(
+      ctx.args.cycles,
+      async (measuring) => {
+        const order = turn++ % 2 === 0 ? (['locked', 'plain'] as const) : (['plain', 'locked'] as const);
+        for (const route of order) {
+          const took = await get(route);
+          if (measuring) (route === 'locked' ? locked : plain).push(took);
+        }
+      },
+      () => ctx.server.packets(),
+    );
+    const [lockedP50] = locked.percentiles(50);
+    const [plainP50] = plain.percentiles(50);
+    return {
+      workload: 'http',
+      requests: ctx.args.cycles,
+      locked_p50_us: lockedP50,
+      plain_p50_us: plainP50,
+      overhead_p50_us: lockedP50 - plainP50,
+      requests_per_op: perOp(run.after - run.before, ctx.args.cycles),
+    };
+  } finally {
+    await app.close();
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The benchmark (`npm run bench`), as /work/shared/BENCH.md specifies it; see docs/benchmarks.md.
+#
+#   npm run bench                                         # every workload, local ZooKeeper
+#   npm run bench -- --workload w2 --clients 4,64 --seconds 10
+#   npm run bench -- --connect 127.0.0.1:2181 --json out.jsonl
+#   npm run -s bench > out.jsonl                          # -s: no npm banner among the JSON lines
+#
+# Sets up what is missing, builds bench/ (with the parts of lib/ and test/support/ it uses) into
+# bench/dist/, and runs it with node --expose-gc. Arguments go to bench/main.ts (see --help).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+[ -d "$root/node_modules" ] || (cd "$root" && npm ci --no-audit --no-fund >&2)
+
+local_zk=true
+for arg in "$@"; do
+  case $arg in --connect | --connect=* | -h | --help) local_zk=false ;; esac
+done
+if $local_zk; then
+  bash "$root/scripts/zookeeper.sh" ensure
+  # The compiled test/support/zookeeper.js lives in bench/dist/ and cannot find scripts/ from
+  # there: hand it the classpath.
+  ZK_CLASSPATH=$(bash "$root/scripts/zookeeper.sh" classpath)
+  export ZK_CLASSPATH
+fi
+
+# Build into a fresh directory, then move each file that changed into bench/dist/ (a rename): a
+# run that is going on meanwhile (say, the e2e test's) never loads a half-written file.
+# tsc reports errors on stdout: keep stdout for the JSON lines.
+cd "$root"
+mkdir -p bench/dist
+staging=$(mktemp -d bench/dist/.build-XXXXXX)
+trap 'rm -rf "$staging"' EXIT
+npx tsc -p bench/tsconfig.json --outDir "$staging" >&2
+(cd "$staging" && find . -type f) | while IFS= read -r file; do
+  target=bench/dist/${file#./}
+  if [[ $file == *.map ]]; then
+    # Source maps name their source relative to themselves, and $staging is one level deeper.
+    sed -i 's#"sources":\["\.\./#"sources":["#' "$staging/$file"
+  fi
+  cmp -s "$staging/$file" "$target" && continue
+  mkdir -p "$(dirname "$target")"
+  mv -f "$staging/$file" "$target"
+done
+rm -rf "$staging"
+trap - EXIT
+cd - >/dev/null
+exec node --expose-gc "$root/bench/dist/bench/main.js" "$@"

@@ -1,0 +1,165 @@
+/**
+ * The benchmark end to end, tiny: `bash scripts/bench.sh` (which builds bench/ and runs it)
+ * against a ZooKeeper started here. Checks what the output is made of (BENCH.md's field names
+ * plus requests_per_op), mutual exclusion and the request count of an uncontended cycle; never
+ * times (timing targets live in the benchmark, not in tests).
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startZooKeeper, type ZkServer } from '../support/index.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** Build (TS7: seconds) + four workloads with their 2 s warm-ups, on a busy 2-core machine. */
+const RUN_TIMEOUT = 120_000;
+
+/** BENCH.md's fields per workload, plus requests_per_op on every one. */
+const FIELDS: Record<string, string[]> = {
+  floor: ['workload', 'cycles', 'p50_us', 'p99_us', 'per_s', 'requests_per_op'],
+  w1: ['workload', 'cycles', 'p50_us', 'p99_us', 'per_s', 'requests_per_op'],
+  w2: [
+    'workload',
+    'clients',
+    'acquisitions',
+    'per_s',
+    'wait_p50_us',
+    'wait_p99_us',
+    'overlaps',
+    'watch_events_per_acq',
+    'requests_per_op',
+  ],
+  mem: [
+    'workload',
+    'cycles',
+    'heap_start_bytes',
+    'heap_end_bytes',
+    'server_watches_after',
+    'leftover_nodes',
+    'requests_per_op',
+  ],
+};
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let zk: ZkServer;
+let tmp: string;
+
+/** Runs the bench script to its end (or kills its process group at the deadline). */
+function runBench(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['scripts/bench.sh', ...args], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: the deadline kills node too
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const deadline = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      reject(new Error(`bench.sh ${args.join(' ')} still running after ${RUN_TIMEOUT} ms:\n${stderr}`));
+    }, RUN_TIMEOUT - 5_000);
+    child.on('error', (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(deadline);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  // ZooKeeper's default tick, as the benchmark's own server: a busy machine must not expire sessions.
+  zk = await startZooKeeper({ tickTime: 2_000 });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-bench-'));
+});
+
+afterAll(async () => {
+  await zk?.dispose();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('benchmark (scripts/bench.sh)', () => {
+  it(
+    'prints one JSON line per workload point with exactly the BENCH.md fields, no overlaps, 3 requests per w1 cycle',
+    async () => {
+      const jsonFile = path.join(tmp, 'out.jsonl');
+      const svgFile = path.join(tmp, 'chart.svg');
+      const run = await runBench([
+        '--connect',
+        zk.connectString,
+        '--workload',
+        'floor,w1,w2,w2c,mem',
+        '--clients',
+        '2',
+        '--seconds',
+        '1',
+        '--cycles',
+        '50',
+        '--mem-cycles',
+        '200',
+        '--json',
+        jsonFile,
+        '--svg',
+        svgFile,
+      ]);
+      expect(run).toMatchObject({ code: 0 }); // shows the output when not
+
+      const text = run.stdout.trimEnd().split('\n');
+      const lines = text.map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.map((line) => line['workload'])).toEqual(['floor', 'w1', 'w2', 'w2c', 'mem']);
+      expect(lines.map((line) => Object.keys(line))).toEqual([
+        FIELDS.floor,
+        FIELDS.w1,
+        FIELDS.w2,
+        FIELDS.w2,
+        FIELDS.mem,
+      ]);
+      const notNumbers = lines.flatMap((line) =>
+        Object.entries(line)
+          .filter(([key, value]) => key !== 'workload' && !Number.isFinite(value))
+          .map(([key, value]) => `${String(line['workload'])}.${key}: ${String(value)}`),
+      );
+      expect(notNumbers).toEqual([]);
+      const [floor, w1, w2, w2c, mem] = lines;
+      expect(floor).toMatchObject({ cycles: 50 });
+      expect(w1).toMatchObject({ cycles: 50 });
+      expect(w1['requests_per_op']).toBeGreaterThanOrEqual(3);
+      expect(w1['requests_per_op']).toBeLessThanOrEqual(3.2);
+      expect(w2).toMatchObject({ clients: 2, overlaps: 0 });
+      expect(w2c).toMatchObject({ workload: 'w2c', clients: 2, overlaps: 0 });
+      expect(w2['acquisitions']).toBeGreaterThan(0);
+      expect(mem).toMatchObject({ cycles: 200, leftover_nodes: 0, server_watches_after: 0 });
+
+      // --json writes the same lines; the table, ratios and chart go elsewhere.
+      expect(fs.readFileSync(jsonFile, 'utf8').trimEnd().split('\n')).toEqual(text);
+      expect(run.stderr).toMatch(/w1\.p50_us \/ floor\.p50_us\s+\d/);
+      expect(fs.readFileSync(svgFile, 'utf8')).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    },
+    RUN_TIMEOUT,
+  );
+
+  it(
+    'rejects a bad argument naming the value and the rule (exit code 2)',
+    async () => {
+      const run = await runBench(['--connect', zk.connectString, '--workload', 'w9']);
+      expect(run).toMatchObject({ code: 2, stdout: '' });
+      expect(run.stderr).toMatch(/--workload "w9": must be one of floor, w1, w2, w2c, w3, mem, http/);
+    },
+    RUN_TIMEOUT,
+  );
+});
