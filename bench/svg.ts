@@ -5,7 +5,7 @@
 import type { BenchLine, CycleLine, W2Line } from './workloads.js';
 
 const WIDTH = 1000;
-const HEIGHT = 350;
+const HEIGHT = 370;
 const PANEL = { width: 260, height: 220, top: 72 };
 const LEFTS = [60, 390, 720];
 const COLORS = { line: '#1f6feb', p99: '#d1242f', floor: '#8c959f', w1: '#1f6feb', grid: '#d0d7de', text: '#24292f' };
@@ -36,7 +36,7 @@ interface Series {
   unit: string;
 }
 
-function linePanel(left: number, title: string, series: Series, xTitle: string): string {
+function linePanel(left: number, title: string, series: Series, xTitle: string, footnote = ''): string {
   const { width, height, top } = PANEL;
   const bottom = top + height;
   const parts: string[] = [text(left, top - 24, title, 'font-weight="600"')];
@@ -87,6 +87,7 @@ function linePanel(left: number, title: string, series: Series, xTitle: string):
     text(left + width / 2, bottom + 38, xTitle, 'text-anchor="middle"'),
     text(left, top - 8, series.unit + (series.log ? ' (log scale)' : ''), 'fill="#57606a"'),
   );
+  if (footnote) parts.push(text(left + width / 2, bottom + 56, footnote, 'text-anchor="middle" fill="#57606a"'));
   return parts.join('\n');
 }
 
@@ -142,7 +143,7 @@ export function renderChart(lines: BenchLine[], subtitle: string): string {
   const body = [
     linePanel(
       LEFTS[0],
-      `w2: acquisitions/s, one lock${w2c ? ` (w2c, 64 callers coalesced: ${Math.round(w2c.per_s)}/s)` : ''}`,
+      'w2: acquisitions/s, one lock',
       {
         points: w2.map((l) => ({ label: String(l.clients), value: l.per_s })),
         color: COLORS.line,
@@ -150,6 +151,7 @@ export function renderChart(lines: BenchLine[], subtitle: string): string {
         unit: 'acquisitions/s',
       },
       'clients (sessions)',
+      w2c ? `w2c (64 callers, one session, coalesce): ${Math.round(w2c.per_s)}/s` : '',
     ),
     linePanel(
       LEFTS[1],
