@@ -1,0 +1,434 @@
+/**
+ * The fault injector of the chaos run: every 1-3 s (seeded PRNG) it starts one fault, which
+ * undoes itself after a while. Faults run side by side, with two rules: at most one ensemble
+ * member is down at a time (the quorum is waited for after each member fault), and a worker is
+ * the target of at most one fault at a time.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ZooKeeperClientAdapter } from '../lib/connection/zookeeper-client.adapter.js';
+import type { TcpProxy } from '../test/support/proxy.js';
+import type { ZkEnsemble, ZkServer } from '../test/support/zookeeper.js';
+import type { Prng } from './prng.js';
+
+export const FAULT_KINDS = [
+  'follower-kill',
+  'leader-kill',
+  'worker-cut',
+  'worker-partition',
+  'session-expire',
+  'holder-sigstop',
+  'worker-kill',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const FAULT_TEXT: Record<FaultKind, string> = {
+  'follower-kill': 'kill -9 a non-leader member, restart it',
+  'leader-kill': 'kill -9 the leader, restart it',
+  'worker-cut': "reset a worker's connections, refuse new ones briefly",
+  'worker-partition': "blackhole a worker's proxies for longer than its session timeout",
+  'session-expire': "expire a worker's session (resume it elsewhere and close it)",
+  'holder-sigstop': 'SIGSTOP the lock holder between its read and its write, longer than its session timeout',
+  'worker-kill': 'kill -9 a worker process, start a new one',
+};
+
+export interface FaultWindow {
+  kind: FaultKind;
+  /** The worker it hit (worker faults). */
+  workerId?: number;
+  start: number;
+  end?: number;
+}
+
+/** A worker slot as the injector sees it (chaos/main.ts implements it). */
+export interface FaultTarget {
+  readonly id: number;
+  /** Its proxies, one per ensemble member. */
+  readonly proxies: readonly TcpProxy[];
+  /** Pid of its running process, undefined between processes. */
+  pid(): number | undefined;
+  /** Its session timeout: the granted one when known, else the requested one. */
+  sessionTimeout(): number;
+  /** Credentials of its current session, undefined when it has none. */
+  credentials(): { id: Buffer; password: Buffer } | undefined;
+  /** SIGSTOPped right now (so that the end of the run, or an exit, can SIGCONT it). */
+  stopped: boolean;
+  /** When its last fault ended (ms since epoch) and what it was, to explain a refused write. */
+  lastFault?: { kind: FaultKind; endedAt: number };
+  /** It was SIGSTOPped holding the lock with `token`, between its read and its write: main follows what becomes of that write. */
+  pausedHolding(token: string, durationMs: number): void;
+  /** The SIGCONT after pausedHolding(). */
+  resumed(): void;
+  /** SIGKILLs its process (marked as killed on purpose) and resolves when it has exited. */
+  kill(): Promise<void>;
+  /** Forks a new process for the slot. */
+  respawn(): void;
+}
+
+export interface World {
+  ensemble: ZkEnsemble;
+  workers: readonly FaultTarget[];
+  /** A line of the run's timeline. */
+  log(text: string): void;
+  /**
+   * Calls `take` for each worker that announces it has read the counter and is about to write
+   * (it holds the lock), until `take` returns true; `cancel()` stops that.
+   */
+  onYielding(take: (worker: FaultTarget, token: string) => boolean): { cancel(): void };
+}
+
+/** A sleep that ends early (without throwing) when `signal` aborts. */
+export async function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+}
+
+/**
+ * Ends a session from outside, as the server does on expiry: another client resumes it with its
+ * id and password (the server moves the session to it) and closes it. The library's own adapter
+ * does the resuming, with its fixes for the client library's gaps around closing.
+ */
+export async function expireSession(
+  connectionString: string,
+  credentials: { id: Buffer; password: Buffer },
+  timeoutMs = 5_000,
+): Promise<'closed' | 'already expired' | 'no answer'> {
+  const adapter = new ZooKeeperClientAdapter({
+    connectionString,
+    sessionTimeout: 4_000,
+    operationTimeout: timeoutMs,
+    reconnectDelay: 200,
+    auth: [],
+    acl: [],
+    session: credentials,
+  });
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve('no answer'), timeoutMs);
+      adapter.onEvent((event) => {
+        if (event.type === 'connected') {
+          clearTimeout(timer);
+          // close() sends closeSession and waits for the server's answer (up to the timeout)
+          adapter.close(timeoutMs).then(
+            () => resolve('closed'),
+            () => resolve('closed'),
+          );
+        } else if (event.type === 'expired') {
+          clearTimeout(timer);
+          resolve('already expired');
+        }
+      });
+      adapter.connect();
+    });
+  } finally {
+    await adapter.close(0);
+  }
+}
+
+export class FaultInjector {
+  readonly injected = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
+  /** Faults drawn but not injected, with why (e.g. no holder reached its write in time). */
+  readonly skipped: { kind: FaultKind; why: string }[] = [];
+  /** Faults under way, for the status line. */
+  readonly active = new Set<string>();
+  private memberFault = false;
+  /**
+   * Every fault injected, from its start to its undoing (ms since epoch; `end` unset while under
+   * way; member faults end when the quorum is back), with the worker it hit.
+   */
+  readonly windows: FaultWindow[] = [];
+  private readonly busy = new Set<number>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly ending = new AbortController();
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly world: World,
+    private readonly prng: Prng,
+    /** The kinds to draw from (default all). */
+    private readonly kinds: readonly FaultKind[] = FAULT_KINDS,
+  ) {}
+
+  /** The faults under way at some time between `from` and `to`. */
+  faultsBetween(from: number, to: number): FaultWindow[] {
+    return this.windows.filter((f) => f.start <= to && (f.end ?? Infinity) >= from);
+  }
+
+  get total(): number {
+    return Object.values(this.injected).reduce((a, b) => a + b, 0);
+  }
+
+  /** Injects faults for `durationMs`, then stops, lets the faults under way undo themselves, and resolves. */
+  async run(durationMs: number): Promise<void> {
+    const end = Date.now() + durationMs;
+    for (;;) {
+      await pause(Math.min(this.prng.between(1_000, 3_000), Math.max(0, end - Date.now())), this.ending.signal);
+      if (Date.now() >= end || this.ending.signal.aborted) break;
+      this.launch();
+    }
+    this.ending.abort();
+    await Promise.allSettled(this.running);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Stops early: the faults under way are undone at once. */
+  stop(): void {
+    this.ending.abort();
+  }
+
+  private launch(): void {
+    const possible = this.kinds.filter((kind) => this.possible(kind));
+    let kind = this.prng.pick(this.kinds);
+    if (!possible.includes(kind)) {
+      if (possible.length === 0) return;
+      kind = this.prng.pick(possible);
+    }
+    const fault = this.inject(kind).catch((error: unknown) => {
+      // A fault that cannot be undone (a member that does not come back) ends the run.
+      this.failure ??= new Error(`${kind}: ${(error as Error).message}`);
+      this.ending.abort();
+    });
+    this.running.add(fault);
+    void fault.finally(() => this.running.delete(fault));
+  }
+
+  private possible(kind: FaultKind): boolean {
+    switch (kind) {
+      case 'follower-kill':
+      case 'leader-kill':
+        return !this.memberFault;
+      case 'holder-sigstop':
+        return this.free().length > 0;
+      case 'session-expire':
+        return this.free().some((w) => w.credentials() !== undefined);
+      default:
+        return this.free().some((w) => w.pid() !== undefined);
+    }
+  }
+
+  private free(): FaultTarget[] {
+    return this.world.workers.filter((w) => !this.busy.has(w.id));
+  }
+
+  private async inject(kind: FaultKind): Promise<void> {
+    switch (kind) {
+      case 'follower-kill':
+      case 'leader-kill':
+        return this.member(kind);
+      case 'holder-sigstop':
+        return this.sigstopHolder();
+      case 'session-expire': {
+        const target = this.prng.pick(this.free().filter((w) => w.credentials() !== undefined));
+        return this.onWorker(kind, target, () => this.expire(target));
+      }
+      default: {
+        const target = this.prng.pick(this.free().filter((w) => w.pid() !== undefined));
+        if (kind === 'worker-cut') return this.onWorker(kind, target, () => this.cut(target));
+        if (kind === 'worker-partition') return this.onWorker(kind, target, () => this.partition(target));
+        return this.onWorker(kind, target, () => this.killWorker(target));
+      }
+    }
+  }
+
+  /** Runs a fault on one worker, which no other fault touches meanwhile. */
+  private async onWorker(kind: FaultKind, target: FaultTarget, body: () => Promise<string | undefined>): Promise<void> {
+    this.busy.add(target.id);
+    const label = `${kind} w${target.id}`;
+    this.active.add(label);
+    const window: FaultWindow = { kind, workerId: target.id, start: Date.now() };
+    this.windows.push(window);
+    try {
+      const skipped = await body();
+      if (skipped) this.skip(kind, `worker ${target.id}: ${skipped}`);
+    } finally {
+      window.end = Date.now();
+      target.lastFault = { kind, endedAt: Date.now() };
+      this.active.delete(label);
+      this.busy.delete(target.id);
+    }
+  }
+
+  private skip(kind: FaultKind, why: string): void {
+    this.skipped.push({ kind, why });
+    this.world.log(`skip    ${kind}: ${why}`);
+  }
+
+  private count(kind: FaultKind, text: string): void {
+    this.injected[kind] += 1;
+    this.world.log(`FAULT   #${this.total} ${kind}: ${text}`);
+  }
+
+  private async member(kind: 'follower-kill' | 'leader-kill'): Promise<void> {
+    this.memberFault = true;
+    const { ensemble } = this.world;
+    try {
+      const leader = await ensemble.leaderIndex();
+      let index: number;
+      if (kind === 'leader-kill') {
+        index = leader;
+        if (index < 0) return this.skip(kind, 'no leader right now (an election is going on)');
+      } else {
+        const followers = ensemble.servers
+          .map((_, i) => i)
+          .filter((i) => i !== leader && ensemble.servers[i].isRunning());
+        if (followers.length === 0) return this.skip(kind, 'no follower running');
+        index = this.prng.pick(followers);
+      }
+      const server = ensemble.servers[index];
+      const label = `${kind} m${index + 1}`;
+      this.active.add(label);
+      try {
+        const down = this.prng.between(500, 2_000);
+        const window: FaultWindow = { kind, start: Date.now() };
+        this.windows.push(window);
+        await server.kill();
+        this.count(
+          kind,
+          `member ${index + 1} (${server.connectString}) killed, restart in ${(down / 1000).toFixed(1)} s`,
+        );
+        await pause(down, this.ending.signal);
+        const started = Date.now();
+        await startMember(server);
+        await ensemble.waitForQuorum(60_000);
+        window.end = Date.now();
+        const newLeader = await ensemble.leaderIndex();
+        this.world.log(
+          `undo    ${kind}: member ${index + 1} back, quorum in ${((Date.now() - started) / 1000).toFixed(1)} s, leader is member ${newLeader + 1}`,
+        );
+      } finally {
+        this.active.delete(label);
+      }
+    } finally {
+      this.memberFault = false;
+    }
+  }
+
+  private async cut(target: FaultTarget): Promise<string | undefined> {
+    const refuseFor = this.prng.between(100, 800);
+    for (const proxy of target.proxies) {
+      proxy.refuse();
+      proxy.reset();
+    }
+    this.count(
+      'worker-cut',
+      `worker ${target.id}: connections reset, reconnects refused for ${Math.round(refuseFor)} ms`,
+    );
+    await pause(refuseFor, this.ending.signal);
+    for (const proxy of target.proxies) proxy.restore();
+    return undefined;
+  }
+
+  private async partition(target: FaultTarget): Promise<string | undefined> {
+    const timeout = target.sessionTimeout();
+    const duration = timeout + this.prng.between(500, 2_000);
+    for (const proxy of target.proxies) proxy.blackhole();
+    this.count(
+      'worker-partition',
+      `worker ${target.id}: all its packets dropped for ${(duration / 1000).toFixed(1)} s (session timeout ${timeout} ms)`,
+    );
+    await pause(duration, this.ending.signal);
+    for (const proxy of target.proxies) proxy.restore();
+    this.world.log(`undo    worker-partition: worker ${target.id} reconnected`);
+    return undefined;
+  }
+
+  private async expire(target: FaultTarget): Promise<string | undefined> {
+    const credentials = target.credentials();
+    if (!credentials) return 'no session right now';
+    // While another client takes the session over, the worker must not win it back.
+    for (const proxy of target.proxies) proxy.refuse();
+    try {
+      const outcome = await expireSession(this.world.ensemble.connectString, credentials);
+      if (outcome !== 'closed') return `its session 0x${credentials.id.toString('hex')}: ${outcome}`;
+      this.count(
+        'session-expire',
+        `worker ${target.id}: session 0x${credentials.id.toString('hex')} closed by another client`,
+      );
+    } finally {
+      for (const proxy of target.proxies) proxy.restore();
+    }
+    return undefined;
+  }
+
+  private async killWorker(target: FaultTarget): Promise<string | undefined> {
+    const pid = target.pid();
+    if (pid === undefined) return 'no process right now';
+    await target.kill();
+    const down = this.prng.between(300, 1_500);
+    this.count('worker-kill', `worker ${target.id}: pid ${pid} killed, a new process in ${(down / 1000).toFixed(1)} s`);
+    await pause(down, this.ending.signal);
+    target.respawn();
+    return undefined;
+  }
+
+  /** Waits (up to 3 s) for a free worker to announce it has read the counter, and stops it right there. */
+  private async sigstopHolder(): Promise<void> {
+    const kind = 'holder-sigstop';
+    let stopped: { target: FaultTarget; pid: number; token: string } | undefined;
+    const label = `${kind} (waiting for a holder)`;
+    this.active.add(label);
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        subscription.cancel();
+        this.ending.signal.removeEventListener('abort', finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, 3_000);
+      this.ending.signal.addEventListener('abort', finish, { once: true });
+      const subscription = this.world.onYielding((target, token) => {
+        const pid = target.pid();
+        if (this.busy.has(target.id) || pid === undefined) return false;
+        // At once, in the message handler: the worker is in its 20-50 ms yield before the write.
+        process.kill(pid, 'SIGSTOP');
+        target.stopped = true;
+        this.busy.add(target.id);
+        stopped = { target, pid, token };
+        finish();
+        return true;
+      });
+    });
+    this.active.delete(label);
+    if (!stopped) return this.skip(kind, 'no holder reached its write within 3 s');
+    const { target, pid, token } = stopped;
+    const label2 = `${kind} w${target.id}`;
+    this.active.add(label2);
+    const window: FaultWindow = { kind, workerId: target.id, start: Date.now() };
+    this.windows.push(window);
+    try {
+      const timeout = target.sessionTimeout();
+      const duration = timeout + this.prng.between(500, 2_000);
+      target.pausedHolding(token, duration);
+      this.count(
+        kind,
+        `worker ${target.id} (pid ${pid}) stopped after reading the counter, for ${(duration / 1000).toFixed(1)} s (session timeout ${timeout} ms)`,
+      );
+      await pause(duration, this.ending.signal);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone meanwhile
+      }
+      target.stopped = false;
+      window.end = Date.now();
+      target.resumed();
+      target.lastFault = { kind, endedAt: Date.now() };
+      this.active.delete(label2);
+      this.busy.delete(target.id);
+    }
+    this.world.log(`undo    ${kind}: worker ${target.id} continued (SIGCONT)`);
+  }
+}
+
+/** Starts a member again; a start that fails (say, its port still taken) is tried again, for about 20 s. */
+export async function startMember(server: ZkServer): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await server.start();
+      return;
+    } catch (error) {
+      // (also: a jar replaced under it by a package upgrade on this machine)
+      if (attempt >= 10) throw error;
+      await pause(2_000);
+    }
+  }
+}
