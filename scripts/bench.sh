@@ -24,25 +24,6 @@ if $local_zk; then
   export ZK_CLASSPATH
 fi
 
-# Build into a fresh directory, then move each file that changed into bench/dist/ (a rename): a
-# run that is going on meanwhile (say, the e2e test's) never loads a half-written file.
-# tsc reports errors on stdout: keep stdout for the JSON lines.
-cd "$root"
-mkdir -p bench/dist
-staging=$(mktemp -d bench/dist/.build-XXXXXX)
-trap 'rm -rf "$staging"' EXIT
-npx tsc -p bench/tsconfig.json --outDir "$staging" >&2
-(cd "$staging" && find . -type f) | while IFS= read -r file; do
-  target=bench/dist/${file#./}
-  if [[ $file == *.map ]]; then
-    # Source maps name their source relative to themselves, and $staging is one level deeper.
-    sed -i 's#"sources":\["\.\./#"sources":["#' "$staging/$file"
-  fi
-  cmp -s "$staging/$file" "$target" && continue
-  mkdir -p "$(dirname "$target")"
-  mv -f "$staging/$file" "$target"
-done
-rm -rf "$staging"
-trap - EXIT
-cd - >/dev/null
+# Build (atomically, tsc's messages on stderr: see scripts/build-app.sh) and run.
+bash "$root/scripts/build-app.sh" bench
 exec node --expose-gc "$root/bench/dist/bench/main.js" "$@"

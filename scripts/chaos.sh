@@ -24,22 +24,6 @@ if ! $wants_help; then
   export ZK_CLASSPATH
 fi
 
-# Build into a fresh directory, then move each file that changed into chaos/dist/ (a rename): a
-# run that is going on meanwhile never loads a half-written file.
-mkdir -p chaos/dist
-staging=$(mktemp -d chaos/dist/.build-XXXXXX)
-trap 'rm -rf "$staging"' EXIT
-npx tsc -p chaos/tsconfig.json --outDir "$staging"
-(cd "$staging" && find . -type f) | while IFS= read -r file; do
-  target=chaos/dist/${file#./}
-  if [[ $file == *.map ]]; then
-    # Source maps name their source relative to themselves, and $staging is one level deeper.
-    sed -i 's#"sources":\["\.\./#"sources":["#' "$staging/$file"
-  fi
-  cmp -s "$staging/$file" "$target" && continue
-  mkdir -p "$(dirname "$target")"
-  mv -f "$staging/$file" "$target"
-done
-rm -rf "$staging"
-trap - EXIT
+# Build (atomically: see scripts/build-app.sh) and run.
+bash scripts/build-app.sh chaos
 exec node --enable-source-maps chaos/dist/chaos/main.js "$@"

@@ -26,22 +26,6 @@ if [[ -z ${ZK_CONNECT:-} ]] && ! $wants_help; then
   export ZK_CLASSPATH
 fi
 
-# Build into a fresh directory, then move each file that changed into sample/dist/ (a rename): a
-# run that is going on meanwhile (say, another test file's) never loads a half-written file.
-mkdir -p sample/dist
-staging=$(mktemp -d sample/dist/.build-XXXXXX)
-trap 'rm -rf "$staging"' EXIT
-npx tsc -p sample/tsconfig.json --outDir "$staging"
-(cd "$staging" && find . -type f) | while IFS= read -r file; do
-  target=sample/dist/${file#./}
-  if [[ $file == *.map ]]; then
-    # Source maps name their source relative to themselves, and $staging is one level deeper.
-    sed -i 's#"sources":\["\.\./#"sources":["#' "$staging/$file"
-  fi
-  cmp -s "$staging/$file" "$target" && continue
-  mkdir -p "$(dirname "$target")"
-  mv -f "$staging/$file" "$target"
-done
-rm -rf "$staging"
-trap - EXIT
+# Build (atomically: see scripts/build-app.sh) and run.
+bash scripts/build-app.sh sample
 exec node sample/dist/sample/main.js "$@"
