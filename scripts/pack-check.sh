@@ -2,7 +2,8 @@
 # Proves that the packed tarball works in real apps: builds, packs, checks the tarball's file list,
 # then for each Nest major installs the tarball into a scratch ESM app, compiles a tiny main.ts
 # with tsc (strict, nodenext, decorator metadata, no skipLibCheck) and runs it with node. Also
-# type-checks lib/ (tsconfig.build.json, no emit) against that app's @nestjs/* types.
+# type-checks lib/ (tsconfig.build.json, no emit) against that app's @nestjs/* types. The apps
+# install @nestjs/terminus of the same major and use the `zk-lock/health` subpath too.
 #
 #   scripts/pack-check.sh            boots each app with lazyConnect (no ZooKeeper needed)
 #   ZK_CONNECT=host:port scripts/pack-check.sh
@@ -140,6 +141,7 @@ write_app() {
         "@nestjs/common": nest,
         "@nestjs/core": nest,
         "@nestjs/platform-express": nest,
+        "@nestjs/terminus": nest, // for zk-lock/health (an optional peer dependency)
         "reflect-metadata": "*",
         rxjs: "^7",
         [pkgName]: `file:${tarball}`,
@@ -173,7 +175,9 @@ import 'reflect-metadata';
 import { createRequire } from 'node:module';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { DistributedLock, LockService, ZkConnectionService, ZkLockModule } from '__PKG__';
+import { ZkHealthIndicator } from '__PKG__/health';
 
 const zkConnect = process.env.ZK_CONNECT;
 
@@ -194,8 +198,8 @@ class Worker {
 
 @Module({
   // Without ZK_CONNECT the address is never used: lazyConnect means no connection at boot.
-  imports: [ZkLockModule.forRoot({ connectionString: zkConnect || '127.0.0.1:2181', lazyConnect: true })],
-  providers: [Worker],
+  imports: [ZkLockModule.forRoot({ connectionString: zkConnect || '127.0.0.1:2181', lazyConnect: true }), TerminusModule],
+  providers: [Worker, ZkHealthIndicator],
 })
 class AppModule {}
 
@@ -218,8 +222,12 @@ try {
     console.log(`DECORATED ${await worker.locked()}`);
   }
   if (typeof DistributedLock !== 'function') throw new Error('DistributedLock is not exported');
+  // zk-lock/health: up once a lock was taken, down (idle, lazyConnect) without ZooKeeper.
+  const { zookeeper } = app.get(ZkHealthIndicator).isHealthy();
+  console.log(`HEALTH ${zookeeper.status} ${zookeeper.state}`);
+  if (zookeeper.status !== (zkConnect ? 'up' : 'down')) throw new Error(`zk-lock/health: ${JSON.stringify(zookeeper)}`);
   console.log(
-    `OK nest ${nestVersion}: LockService injected by type, @DistributedLock applied${zkConnect ? ', locks acquired and released' : ''}`,
+    `OK nest ${nestVersion}: LockService injected by type, @DistributedLock applied, zk-lock/health ${zookeeper.status}${zkConnect ? ', locks acquired and released' : ''}`,
   );
 } finally {
   await app.close();
@@ -263,7 +271,7 @@ for major in "${majors[@]}"; do
     continue
   fi
   td=$(now)
-  grep -E '^(LOCK|DECORATED) ' "$dir/run.log" | sed "s/^/pack-check: nest $major /" || true
+  grep -E '^(LOCK|DECORATED|HEALTH) ' "$dir/run.log" | sed "s/^/pack-check: nest $major /" || true
   echo "pack-check: nest $major OK (@nestjs/core@$core, typescript@$ts_version; install $(secs "$ta" "$tb"), tsc app + lib $(secs "$tb" "$tc"), run $(secs "$tc" "$td"))"
 done
 

@@ -202,6 +202,14 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     };
   }
 
+  /**
+   * `host:port` of the ZooKeeper server the connection goes to, while `connected` (health checks
+   * report it). With a proxy or load balancer in between, its address. Makes no request.
+   */
+  serverAddress(): string | undefined {
+    return this.state === 'connected' ? this.adapter?.serverAddress() : undefined;
+  }
+
   /** Id and password of the current session: another client can resume it (tests use this to expire it). */
   sessionCredentials(): { id: Buffer; password: Buffer } | undefined {
     return this.session ? this.adapter?.sessionCredentials() : undefined;

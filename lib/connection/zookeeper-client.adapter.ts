@@ -191,6 +191,14 @@ export class ZooKeeperClientAdapter {
     return this.connected;
   }
 
+  /** `host:port` of the server this client's socket goes to (`[addr]:port` for IPv6), while connected. */
+  serverAddress(): string | undefined {
+    const socket = this.client.connectionManager.socket;
+    if (!this.connected || !socket?.remoteAddress || !socket.remotePort) return undefined;
+    const host = socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]` : socket.remoteAddress;
+    return `${host}:${socket.remotePort}`;
+  }
+
   // ---- requests ----
 
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
