@@ -7,14 +7,23 @@ export {
   type ZkConnectionState,
   type ZkConnectionEvent,
 } from './connection/zk-connection.service.js';
-export { LockService, type AcquireOptions, type LockInfo, type LockOwner } from './lock/lock.service.js';
-export type { LockHandle } from './lock/lock-handle.js';
+export { LockService, type AcquireOptions, type LockInfo, type LockOwner, type LockMode } from './lock/lock.service.js';
+export type { LockHandle, LockOutcome } from './lock/lock-handle.js';
+export type { MultiLockHandle } from './lock/multi-lock.js';
+export type { NodeKind as LockKind } from './lock/lock-recipe.js';
+export type {
+  LockEvent,
+  LockAcquiredEvent,
+  LockReleasedEvent,
+  LockLostEvent,
+  LockGaveUpEvent,
+} from './lock/lock-events.js';
 export { encodeLockKey, lockPathFor, validateLockPath } from './lock/lock-path.js';
 export { DistributedLock } from './declarative/distributed-lock.decorator.js';
 export { DistributedLockInterceptor } from './declarative/distributed-lock.interceptor.js';
 export { CurrentLock } from './declarative/current-lock.decorator.js';
 export { LockBusyException } from './declarative/lock-busy.exception.js';
-export type { DistributedLockOptions, LockCall } from './declarative/lock-spec.js';
+export type { DistributedLockOptions, LockCall, LockTarget } from './declarative/lock-spec.js';
 export {
   ZkLockError,
   LockTimeoutError,

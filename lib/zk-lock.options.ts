@@ -57,6 +57,11 @@ export interface ZkLockOptions {
   appName?: string;
   /** Connect on first use instead of during start-up. Default false. */
   lazyConnect?: boolean;
+  /**
+   * Log every lock event (acquired, released, lost, timed out, aborted; see `LockService.events`)
+   * at debug level through Nest's Logger, context `LockService`. Default false.
+   */
+  logEvents?: boolean;
 }
 
 /** A class for `forRootAsync({ useClass })` / `useExisting`. */
@@ -85,6 +90,7 @@ export const DEFAULT_OPTIONS = {
   heldLockWatchDelay: 1_000,
   shutdownTimeout: 10_000,
   lazyConnect: false,
+  logEvents: false,
 } as const;
 
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -160,6 +166,7 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     'acl',
     'appName',
     'lazyConnect',
+    'logEvents',
   ]);
   for (const key of Object.keys(options)) {
     if (!known.has(key))
@@ -223,6 +230,8 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
   const lazyConnect = pick('lazyConnect');
   if (typeof lazyConnect !== 'boolean')
     throw new InvalidOptionsError('lazyConnect', lazyConnect, 'must be true or false');
+  const logEvents = pick('logEvents');
+  if (typeof logEvents !== 'boolean') throw new InvalidOptionsError('logEvents', logEvents, 'must be true or false');
 
   return {
     connectionString: options.connectionString,
@@ -243,6 +252,7 @@ export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
     acl,
     appName: options.appName,
     lazyConnect,
+    logEvents,
   };
 }
 

@@ -4,7 +4,7 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { DISTRIBUTED_LOCK_METADATA } from '../zk-lock.constants.js';
 import { DistributedLockInterceptor } from './distributed-lock.interceptor.js';
 import { isHandlerCallOf, outsideHandlerCall, runnerFor, type LockRunner } from './lock-runner.js';
-import { createLockSpec, type DistributedLockOptions, type LockCall } from './lock-spec.js';
+import { createLockSpec, type DistributedLockOptions, type LockCall, type LockTarget } from './lock-spec.js';
 
 /** Marks our wrappers, so that wrapping is never done twice. */
 const WRAPPED = Symbol('zk-lock.wrapped');
@@ -30,10 +30,7 @@ const WRAPPED = Symbol('zk-lock.wrapped');
  * \@DistributedLock('/locks/orders', { key: ({ request }) => request.params.id, timeout: 2_000 })
  * charge(@Param('id') id: string) { ... }
  */
-export function DistributedLock(
-  path: string | ((call: LockCall) => string),
-  options: DistributedLockOptions = {},
-): MethodDecorator {
+export function DistributedLock(path: LockTarget, options: DistributedLockOptions = {}): MethodDecorator {
   return (target, propertyKey, descriptor) => {
     const method = `${(target as { constructor: { name: string } }).constructor.name}#${String(propertyKey)}`;
     const original: unknown = descriptor.value;

@@ -5,6 +5,7 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
 import { runWithLock } from '../lock/lock-context.js';
 import type { LockHandle } from '../lock/lock-handle.js';
+import type { MultiLockHandle } from '../lock/multi-lock.js';
 import { LockService } from '../lock/lock.service.js';
 import { resolveLockPath, type LockCall, type LockSpec } from './lock-spec.js';
 
@@ -30,7 +31,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
   async runPromise<T>(spec: LockSpec, call: LockCall, body: () => T | Promise<T>): Promise<Awaited<T>> {
     const lock = await this.enter(spec, call);
     try {
-      return await runWithLock(lock, body);
+      return await runWithLock(partsOf(lock), body);
     } finally {
       await lock.release();
     }
@@ -43,7 +44,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
    */
   runObservable<T>(spec: LockSpec, call: LockCall, body: () => Observable<T>, asHandler = false): Observable<T> {
     return new Observable<T>((subscriber) => {
-      let lock: LockHandle | undefined;
+      let lock: LockHandle | MultiLockHandle | undefined;
       let inner: Subscription | undefined;
       let finished = false;
       this.enter(spec, call).then(
@@ -65,7 +66,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
                 void acquired.release().finally(() => subscriber.complete());
               },
             });
-          inner = runWithLock(acquired, () => (asHandler ? handlerCalls.run(spec, subscribe) : subscribe()));
+          inner = runWithLock(partsOf(acquired), () => (asHandler ? handlerCalls.run(spec, subscribe) : subscribe()));
         },
         (error: unknown) => subscriber.error(error),
       );
@@ -76,10 +77,13 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  private async enter(spec: LockSpec, call: LockCall): Promise<LockHandle> {
-    const path = resolveLockPath(spec, call);
+  private async enter(spec: LockSpec, call: LockCall): Promise<LockHandle | MultiLockHandle> {
+    const target = resolveLockPath(spec, call);
+    const options = { timeout: spec.timeout, reentrant: spec.reentrant, mode: spec.mode, leases: spec.leases };
     try {
-      return await this.locks.acquire(path, { timeout: spec.timeout, reentrant: spec.reentrant });
+      return typeof target === 'string'
+        ? await this.locks.acquire(target, options)
+        : await this.locks.acquireAll(target, options);
     } catch (error) {
       if (error instanceof LockTimeoutError && spec.onTimeout) throw spec.onTimeout(error, call);
       throw error;
@@ -125,4 +129,9 @@ export function isHandlerCallOf(spec: LockSpec): boolean {
 /** Runs `fn` outside the interceptor's handler call (deeper calls lock as usual). */
 export function outsideHandlerCall<T>(fn: () => T): T {
   return handlerCalls.run(undefined, fn);
+}
+
+/** The single locks of a handle (a multi-lock's parts), for the call chain's context. */
+function partsOf(lock: LockHandle | MultiLockHandle): LockHandle | readonly LockHandle[] {
+  return 'locks' in lock ? lock.locks : lock;
 }

@@ -2,6 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { lockPathFor, validateLockPath } from '../lock/lock-path.js';
+import { kindOf, lockOrder, type LockMode } from '../lock/lock.service.js';
 import { validateDuration } from '../zk-lock.options.js';
 
 /** What a dynamic path or key is computed from: one call of the decorated method. */
@@ -40,11 +41,20 @@ export interface DistributedLockOptions {
    * elsewhere: the LockTimeoutError itself). Return the error to throw.
    */
   onTimeout?: (error: LockTimeoutError, call: LockCall) => unknown;
+  /** `write` (default, exclusive) or `read` (shared with other readers). See `AcquireOptions.mode`. */
+  mode?: LockMode;
+  /** A counting semaphore: at most `leases` concurrent calls (1..10000). See `AcquireOptions.leases`. */
+  leases?: number;
 }
+
+/** A lock path, or several (a multi-lock, taken all-or-nothing in sorted order), or a function of the call returning either. */
+export type LockTarget = string | readonly string[] | ((call: LockCall) => string | readonly string[]);
 
 /** The decorator's arguments, checked once at decoration time. */
 export interface LockSpec extends Required<Pick<DistributedLockOptions, 'reentrant'>> {
-  path: string | ((call: LockCall) => string);
+  path: LockTarget;
+  mode: LockMode | undefined;
+  leases: number | undefined;
   key: DistributedLockOptions['key'];
   timeout: number | undefined;
   onTimeout: DistributedLockOptions['onTimeout'];
@@ -52,17 +62,14 @@ export interface LockSpec extends Required<Pick<DistributedLockOptions, 'reentra
   method: string;
 }
 
-export function createLockSpec(
-  path: string | ((call: LockCall) => string),
-  options: DistributedLockOptions,
-  method: string,
-): LockSpec {
+export function createLockSpec(path: LockTarget, options: DistributedLockOptions, method: string): LockSpec {
   if (typeof path === 'string') validateLockPath(path);
+  else if (Array.isArray(path)) lockOrder(path);
   else if (typeof path !== 'function') {
     throw new InvalidOptionsError(
       `@DistributedLock path on ${method}`,
       path,
-      'must be a lock path string or a function of the call',
+      'must be a lock path string, an array of them, or a function of the call',
     );
   }
   if (options === null || typeof options !== 'object') {
@@ -88,6 +95,8 @@ export function createLockSpec(
       'must be true or false',
     );
   }
+  // Checked now with the same rules LockService applies at each call.
+  kindOf({ mode: options.mode, leases: options.leases });
   const timeout =
     options.timeout === undefined
       ? undefined
@@ -97,6 +106,8 @@ export function createLockSpec(
         });
   return {
     path,
+    mode: options.mode,
+    leases: options.leases,
     key: options.key,
     timeout,
     reentrant: options.reentrant ?? true,
@@ -105,8 +116,12 @@ export function createLockSpec(
   };
 }
 
-/** The lock path of one call: static, `<path>/<encoded key>`, or a validated function result. */
-export function resolveLockPath(spec: LockSpec, call: LockCall): string {
-  if (typeof spec.path === 'function') return validateLockPath(spec.path(call));
+/** The lock path(s) of one call: static, `<path>/<encoded key>`, or a validated function result. */
+export function resolveLockPath(spec: LockSpec, call: LockCall): string | readonly string[] {
+  if (typeof spec.path === 'function') {
+    const target = spec.path(call);
+    return Array.isArray(target) ? lockOrder(target) : validateLockPath(target);
+  }
+  if (typeof spec.path !== 'string') return spec.path;
   return spec.key ? lockPathFor(spec.path, spec.key(call)) : spec.path;
 }

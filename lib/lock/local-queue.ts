@@ -10,7 +10,8 @@
  * that token + k.
  */
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
-import type { HeldLock, LockHandle } from './lock-handle.js';
+import type { LockLostError } from '../errors/lock-lost.error.js';
+import type { HeldLock, LockHandle, LockOutcome } from './lock-handle.js';
 
 export interface CoalesceLimits {
   /** Local holders per ZooKeeper node before it is released anyway (1..65536). */
@@ -20,6 +21,8 @@ export interface CoalesceLimits {
 }
 
 interface Waiter {
+  /** Told when the lease it gets ends. */
+  onEnd?: (outcome: LockOutcome) => void;
   grant(lease: LocalLease): void;
   fail(error: unknown): void;
 }
@@ -43,13 +46,19 @@ export class LocalLease implements LockHandle {
   readonly path: string;
   readonly node: string;
   readonly fencingToken: bigint;
+  readonly kind = 'write';
   private releasing: Promise<void> | undefined;
-  private readonly follow = () => this.controller.abort(this.held.signal.reason);
+  private readonly follow = () => {
+    this.controller.abort(this.held.signal.reason);
+    this.onEnd?.((this.held.signal.reason as LockLostError).reason);
+  };
 
   constructor(
     private readonly held: HeldLock,
     handoff: number,
     private readonly onRelease: (lease: LocalLease) => Promise<void>,
+    /** Called once, when this holder releases or the node is lost. */
+    private readonly onEnd?: (outcome: LockOutcome) => void,
   ) {
     this.path = held.path;
     this.node = held.node;
@@ -64,7 +73,9 @@ export class LocalLease implements LockHandle {
 
   release(): Promise<void> {
     this.releasing ??= (() => {
+      const lost = this.signal.aborted;
       this.held.signal.removeEventListener('abort', this.follow);
+      if (!lost) this.onEnd?.('released');
       return this.onRelease(this);
     })();
     return this.releasing;
@@ -93,7 +104,13 @@ export class LocalLockQueues {
    * Waits in the local queue of `path`. Rejects with LockTimeoutError at `deadline`, or with
    * `abortError()` when `signal` aborts; a waiter that gives up leaves nothing behind.
    */
-  acquire(path: string, timeout: number, signal: AbortSignal, abortError: () => unknown): Promise<LockHandle> {
+  acquire(
+    path: string,
+    timeout: number,
+    signal: AbortSignal,
+    abortError: () => unknown,
+    onEnd?: (outcome: LockOutcome) => void,
+  ): Promise<LockHandle> {
     let queue = this.queues.get(path);
     if (!queue) {
       queue = { path, node: undefined, taking: undefined, holder: undefined, waiters: [], handoffs: 0, heldSince: 0 };
@@ -107,6 +124,7 @@ export class LocalLockQueues {
         signal.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
+        onEnd,
         grant: (lease) => {
           cleanup();
           resolve(lease);
@@ -150,10 +168,11 @@ export class LocalLockQueues {
       return;
     }
     if (q.node) {
-      const lease = new LocalLease(q.node, q.handoffs, (l) => this.onRelease(q, l));
+      const waiter = q.waiters.shift()!;
+      const lease = new LocalLease(q.node, q.handoffs, (l) => this.onRelease(q, l), waiter.onEnd);
       q.handoffs += 1;
       q.holder = lease;
-      q.waiters.shift()!.grant(lease);
+      waiter.grant(lease);
       return;
     }
     if (q.taking) return;

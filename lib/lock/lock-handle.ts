@@ -1,11 +1,16 @@
 import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
 import type { SessionEndReason, ZkPort } from '../connection/zk-port.js';
-import { deleteNode, type Acquired } from './lock-recipe.js';
+import { deleteNode, type Acquired, type NodeKind } from './lock-recipe.js';
+
+/** How a holder's tenure ended: released by its holder, or lost (and why). */
+export type LockOutcome = 'released' | LockLostReason;
 
 /** What a holder gets from `acquire`. Also an `AsyncDisposable`: `await using lock = await locks.acquire(path)`. */
 export interface LockHandle extends AsyncDisposable {
   /** The lock's path (its directory). */
   readonly path: string;
+  /** `write` (exclusive, the default), `read` (shared with other reads) or `lease` (one of a semaphore's N). */
+  readonly kind: NodeKind;
   /** Full path of our node, e.g. `/locks/write_lock/_c_<uuid>-lock-0000000042`. */
   readonly node: string;
   /**
@@ -35,14 +40,17 @@ export class HeldLock implements LockHandle {
   readonly fencingToken: bigint;
   private releasing: Promise<void> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private ended = false;
   private readonly onSessionEnd = () => this.lose(this.acquired.session.ended.reason as SessionEndReason);
 
   constructor(
     private readonly port: ZkPort,
     readonly path: string,
+    readonly kind: NodeKind,
     private readonly acquired: Acquired,
     watchDelay: number,
-    private readonly onReleased?: (lock: HeldLock) => void,
+    /** Called once, when the lock is released or lost. */
+    private readonly onEnd?: (lock: HeldLock, outcome: LockOutcome) => void,
   ) {
     this.node = acquired.node;
     this.fencingToken = acquired.fencingToken;
@@ -80,7 +88,13 @@ export class HeldLock implements LockHandle {
   private lose(reason: LockLostReason): void {
     this.stopWatching();
     if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));
-    this.onReleased?.(this);
+    this.end(reason);
+  }
+
+  private end(outcome: LockOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd?.(this, outcome);
   }
 
   private stopWatching(): void {
@@ -112,7 +126,7 @@ export class HeldLock implements LockHandle {
     try {
       await deleteNode(this.port, this.node, this.acquired.session);
     } finally {
-      this.onReleased?.(this);
+      this.end('released');
     }
   }
 }
@@ -123,6 +137,9 @@ export class ReentrantLock implements LockHandle {
 
   get path(): string {
     return this.outer.path;
+  }
+  get kind(): NodeKind {
+    return this.outer.kind;
   }
   get node(): string {
     return this.outer.node;

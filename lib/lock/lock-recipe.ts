@@ -1,28 +1,53 @@
 /**
- * ZooKeeper's "Locks" recipe, as the mature clients do it (no Nest in here).
+ * ZooKeeper's "Locks" and "Shared Locks" recipes, as the mature clients do them (no Nest in here).
  *
  *  1. the lock is a persistent directory; missing parents are created on demand;
- *  2. a contender creates an EPHEMERAL_SEQUENTIAL child named `_c_<attempt id>-lock-<seq>`
- *     (Curator's InterProcessMutex naming, so both exclude each other); the attempt id makes the
- *     create recoverable after a connection loss;
+ *  2. a contender creates an EPHEMERAL_SEQUENTIAL child named `_c_<attempt id>-lock-<seq>` for an
+ *     exclusive (write) lock (Curator's InterProcessMutex naming, so both exclude each other) or
+ *     `_c_<attempt id>-__READ__<seq>` for a shared (read) lock (Curator's read-lock naming); the
+ *     attempt id makes the create recoverable after a connection loss;
  *  3. it lists the children WITHOUT a watch and sorts them by the 10-digit sequence only;
- *  4. lowest sequence holds the lock;
- *  5. otherwise it watches its immediate predecessor only (one release wakes one waiter);
+ *  4. a write holds the lock when it is first; a read holds it when no write is ahead of it;
+ *  5. otherwise a write watches its immediate predecessor (of either kind) and a read watches the
+ *     last write ahead of it: a release wakes only the waiters it may unblock;
  *  6-7. release, time-out and abort delete our node.
+ *
+ * The counting semaphore ({@link acquireLease}) is Curator's and kazoo's: an inner lock at
+ * `<dir>/locks` lets one contender at a time create a lease under `<dir>/leases` and wait, with
+ * watches on the other leases, until at most N leases exist; then it lets go of the inner lock.
  */
 import { randomUUID } from 'node:crypto';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
-import type { ZkPort, ZkSession } from '../connection/zk-port.js';
+import type { WatchRegistration, ZkPort, ZkSession } from '../connection/zk-port.js';
 
-const LOCK_MARKER = 'lock-';
-const SEQUENCE = /^-?\d{10}$/; // negative after the server's counter overflows
+/**
+ * What a node in a lock directory is: `write` (exclusive: ours and Curator's mutex `lock-`, Curator's
+ * write lock `__WRIT__`), `read` (shared: `__READ__`) or `lease` (a semaphore lease, `lease-`).
+ */
+export type NodeKind = 'write' | 'read' | 'lease';
 
-/** The sequence digits of a lock node name, or undefined when the name is not a lock node. */
-function sequenceDigits(name: string): string | undefined {
-  const at = name.lastIndexOf(LOCK_MARKER);
-  if (at === -1) return undefined;
-  const digits = name.slice(at + LOCK_MARKER.length);
-  return SEQUENCE.test(digits) ? digits : undefined;
+/** Marker + 10-digit sequence at the end of the name (negative after the server's counter overflows). */
+const NODE_NAME = /(lock-|__WRIT__|__READ__|lease-)(-?\d{10})$/;
+const KIND_OF_MARKER: Record<string, NodeKind> = {
+  'lock-': 'write',
+  __WRIT__: 'write',
+  __READ__: 'read',
+  'lease-': 'lease',
+};
+/** The marker our nodes of each kind carry. */
+export const MARKER: Record<NodeKind, string> = { write: 'lock-', read: '__READ__', lease: 'lease-' };
+
+/** One node of a lock directory, parsed. */
+export interface QueueNode {
+  name: string;
+  kind: NodeKind;
+  sequence: number;
+}
+
+/** Kind and sequence of a node name, or undefined when the name is not a lock, read or lease node. */
+export function parseNode(name: string): QueueNode | undefined {
+  const match = NODE_NAME.exec(name);
+  return match ? { name, kind: KIND_OF_MARKER[match[1]], sequence: Number(match[2]) } : undefined;
 }
 
 /**
@@ -30,18 +55,36 @@ function sequenceDigits(name: string): string | undefined {
  * counter wrapped at 2^31 writes negative sequences; those are lock nodes too, see sortLockNodes.)
  */
 export function sequenceOf(name: string): number {
-  const digits = sequenceDigits(name);
-  return digits === undefined ? -1 : Number(digits);
+  return parseNode(name)?.sequence ?? -1;
 }
 
-/** Lock nodes of a directory listing, in queue order (by sequence, never by whole name). */
-export function sortLockNodes(children: string[]): string[] {
-  const nodes: { name: string; sequence: number }[] = [];
+/**
+ * The nodes of a directory listing of `kinds`, in queue order (by sequence, never by whole name).
+ * Default: the read/write queue of a lock directory.
+ */
+export function lockQueue(children: string[], kinds: readonly NodeKind[] = QUEUE_KINDS): QueueNode[] {
+  const nodes: QueueNode[] = [];
   for (const name of children) {
-    const digits = sequenceDigits(name);
-    if (digits !== undefined) nodes.push({ name, sequence: Number(digits) });
+    const node = parseNode(name);
+    if (node && kinds.includes(node.kind)) nodes.push(node);
   }
-  return nodes.toSorted((a, b) => a.sequence - b.sequence).map((node) => node.name);
+  return nodes.toSorted((a, b) => a.sequence - b.sequence);
+}
+const QUEUE_KINDS: readonly NodeKind[] = ['write', 'read'];
+
+/** Names of the read/write lock nodes of a listing, in queue order. */
+export function sortLockNodes(children: string[]): string[] {
+  return lockQueue(children).map((node) => node.name);
+}
+
+/**
+ * The node that keeps `queue[index]` from holding the lock, or undefined when it holds it:
+ * for a write, its immediate predecessor; for a read, the last write ahead of it.
+ */
+export function blockerOf<T extends { kind: NodeKind }>(queue: readonly T[], index: number): T | undefined {
+  if (queue[index].kind !== 'read') return index > 0 ? queue[index - 1] : undefined;
+  for (let i = index - 1; i >= 0; i -= 1) if (queue[i].kind === 'write') return queue[i];
+  return undefined;
 }
 
 /**
@@ -63,6 +106,8 @@ export class GiveUp extends Error {
 export interface AcquireRequest {
   /** The lock directory, validated. */
   dir: string;
+  /** `write` (exclusive) or `read` (shared with other reads). */
+  kind: 'write' | 'read';
   /** Owner data written into our node. */
   data: Buffer;
   /** Absolute deadline in ms (Date.now() scale), or Infinity. */
@@ -93,7 +138,7 @@ interface OurNode {
  */
 export async function acquireLock(port: ZkPort, request: AcquireRequest): Promise<Acquired | null> {
   const { dir, deadline, signal } = request;
-  const prefix = `_c_${randomUUID()}-${LOCK_MARKER}`;
+  const prefix = `_c_${randomUUID()}-${MARKER[request.kind]}`;
   let ours: OurNode | undefined;
   try {
     for (;;) {
@@ -115,17 +160,19 @@ export async function acquireLock(port: ZkPort, request: AcquireRequest): Promis
         }
         throw error;
       }
-      const queue = sortLockNodes(listing.children);
-      const index = queue.indexOf(ours.name);
+      const queue = lockQueue(listing.children);
+      const name = ours.name;
+      const index = queue.findIndex((node) => node.name === name);
       removeOrphans(port, dir, queue, prefix, ours.name);
       if (index === -1) {
         // Our node is gone: the session ended, or someone deleted it. Queue again.
         ours = undefined;
         continue;
       }
-      if (index === 0) {
+      const blocker = blockerOf(queue, index);
+      if (!blocker) {
         if (ours.session.ended.aborted) continue;
-        const sequence = sequenceOf(ours.name);
+        const sequence = queue[index].sequence;
         const acquired = {
           node: `${dir}/${ours.name}`,
           sequence,
@@ -136,9 +183,112 @@ export async function acquireLock(port: ZkPort, request: AcquireRequest): Promis
         return acquired;
       }
       if (!request.wait) return null;
-      await waitForChange(port, `${dir}/${queue[index - 1]}`, deadline, signal, session);
+      await waitForChange(port, `${dir}/${blocker.name}`, deadline, signal, session);
     }
   } finally {
+    if (ours) await deleteNode(port, `${dir}/${ours.name}`, ours.session);
+  }
+}
+
+export interface LeaseRequest extends Omit<AcquireRequest, 'kind'> {
+  /** How many holders the semaphore admits at once. */
+  leases: number;
+}
+
+/** Our lease did not come through in the session we held the inner lock in: start over. */
+const START_OVER = Symbol('start over');
+
+/**
+ * Takes one of `leases` leases of the semaphore `dir` (see the file comment). Resolves with the
+ * lease, or `null` when `wait` is false and no lease is free (or another contender is taking
+ * one); rejects with {@link GiveUp}. Whenever it does not resolve with a lease, nothing of ours
+ * is left. The inner lock is never kept: it is released before this resolves or rejects.
+ */
+export async function acquireLease(port: ZkPort, request: LeaseRequest): Promise<Acquired | null> {
+  const prefix = `_c_${randomUUID()}-${MARKER.lease}`;
+  for (;;) {
+    const inner = await acquireLock(port, { ...request, dir: `${request.dir}/locks`, kind: 'write' });
+    if (!inner) return null;
+    try {
+      const lease = await takeLease(port, request, prefix, inner.session);
+      if (lease !== START_OVER) return lease;
+    } finally {
+      await deleteNode(port, inner.node, inner.session);
+    }
+  }
+}
+
+/** While holding the inner lock of `session`: create our lease and wait until at most N leases exist. */
+async function takeLease(
+  port: ZkPort,
+  request: LeaseRequest,
+  prefix: string,
+  session: ZkSession,
+): Promise<Acquired | null | typeof START_OVER> {
+  const { deadline, signal } = request;
+  const dir = `${request.dir}/leases`;
+  const watches = new Map<string, WatchRegistration>();
+  let ours: OurNode | undefined;
+  let wake!: () => void;
+  let woken!: Promise<void>;
+  const rearm = () => {
+    woken = new Promise<void>((resolve) => (wake = resolve));
+  };
+  try {
+    ours = await createOrRecover(port, { ...request, dir }, prefix);
+    if (ours.session !== session) return START_OVER; // the inner lock went with the old session
+    for (;;) {
+      throwIfGivenUp(deadline, signal);
+      if ((await waitForSession(port, deadline, signal)) !== session) return START_OVER;
+      rearm();
+      let listing: Awaited<ReturnType<ZkPort['getChildren']>>;
+      try {
+        listing = await port.getChildren(dir);
+      } catch (error) {
+        if (isTransient(error) || isNoNode(error)) continue; // session gone: start over; else try again
+        throw error;
+      }
+      const leases = lockQueue(listing.children, ['lease']);
+      const name = ours.name;
+      const mine = leases.find((node) => node.name === name);
+      removeOrphans(port, dir, leases, prefix, name);
+      if (!mine) return START_OVER; // our lease went: session over, or deleted by someone
+      const others = leases.filter((node) => node !== mine && !node.name.startsWith(prefix));
+      if (others.length < request.leases) {
+        const acquired: Acquired = {
+          node: `${dir}/${name}`,
+          sequence: mine.sequence,
+          fencingToken: fencingToken(listing.stat.czxid, mine.sequence),
+          session,
+        };
+        ours = undefined; // handed over
+        return acquired;
+      }
+      if (!request.wait) return null;
+      // Any lease that goes may make room: watch them all (only this contender, the inner lock's
+      // holder, watches leases, so a release wakes one process).
+      let gone = false;
+      for (const node of others) {
+        const path = `${dir}/${node.name}`;
+        if (watches.has(path)) continue;
+        let registration: WatchRegistration | null;
+        try {
+          registration = await port.watch(path, () => {
+            watches.delete(path);
+            wake();
+          });
+        } catch (error) {
+          if (!isTransient(error)) throw error;
+          registration = null; // list again (or start over when the session went)
+        }
+        if (registration) watches.set(path, registration);
+        else gone = true;
+        if (gone) break;
+      }
+      if (!gone) await raceGiveUp(woken, deadline, signal, session.ended);
+    }
+  } finally {
+    for (const registration of watches.values()) registration.cancel();
     if (ours) await deleteNode(port, `${dir}/${ours.name}`, ours.session);
   }
 }
@@ -169,7 +319,11 @@ export async function deleteNode(port: ZkPort, path: string, session: ZkSession)
  * creating again, look for a node with our attempt id and adopt it if it belongs to the session
  * we are in now (an older session's node is removed by {@link removeOrphans}).
  */
-async function createOrRecover(port: ZkPort, request: AcquireRequest, prefix: string): Promise<OurNode> {
+async function createOrRecover(
+  port: ZkPort,
+  request: Pick<AcquireRequest, 'dir' | 'data' | 'deadline' | 'signal'>,
+  prefix: string,
+): Promise<OurNode> {
   const { dir, data } = request;
   let unsure = false;
   let needDirectory = false;
@@ -214,8 +368,8 @@ async function removeAttempt(port: ZkPort, dir: string, prefix: string, session:
  * Nodes with our attempt id that are not our current node were made by an earlier session of
  * ours (presumed lost, not yet expired by the server). Delete them instead of queueing behind them.
  */
-function removeOrphans(port: ZkPort, dir: string, queue: string[], prefix: string, current: string): void {
-  for (const name of queue) {
+function removeOrphans(port: ZkPort, dir: string, queue: QueueNode[], prefix: string, current: string): void {
+  for (const { name } of queue) {
     if (name !== current && name.startsWith(prefix)) void port.remove(`${dir}/${name}`).catch(() => undefined);
   }
 }

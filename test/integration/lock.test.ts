@@ -310,12 +310,25 @@ describe('inspect', () => {
     const info = await a.locks.inspect('/locks/inspect');
     expect(info.holder?.node).toBe(held.node.split('/').pop());
     expect(info.holder?.owner).toMatchObject({ pid: process.pid, app: 'inspector' });
+    expect(info.holders).toEqual([info.holder]);
+    expect(info.holder?.kind).toBe('write');
+    expect(info.queue[0]?.kind).toBe('write');
     expect(info.queue[0]?.sequence).toBeGreaterThan(info.holder!.sequence);
     expect(JSON.stringify(info.holder?.owner).length).toBeLessThan(400);
     await held.release();
     await (await waiting).release();
-    expect(await a.locks.inspect('/locks/inspect')).toEqual({ path: '/locks/inspect', holder: null, queue: [] });
-    expect(await a.locks.inspect('/locks/never-used')).toEqual({ path: '/locks/never-used', holder: null, queue: [] });
+    expect(await a.locks.inspect('/locks/inspect')).toEqual({
+      path: '/locks/inspect',
+      holder: null,
+      holders: [],
+      queue: [],
+    });
+    expect(await a.locks.inspect('/locks/never-used')).toEqual({
+      path: '/locks/never-used',
+      holder: null,
+      holders: [],
+      queue: [],
+    });
   });
 });
 

@@ -61,6 +61,7 @@ describe('resolveOptions: defaults', () => {
     ['shutdownTimeout', 10_000],
     ['coalesce', false],
     ['lazyConnect', false],
+    ['logEvents', false],
     ['auth', []],
     ['acl', [{ scheme: 'world', id: 'anyone', perms: 'crwda' }]],
     ['appName', undefined],
@@ -84,6 +85,7 @@ describe('resolveOptions: defaults', () => {
         'heldLockWatchDelay',
         'lazyConnect',
         'lockTimeout',
+        'logEvents',
         'operationTimeout',
         'reconnectDelay',
         'servers',
@@ -103,6 +105,7 @@ describe('resolveOptions: defaults', () => {
       heldLockWatchDelay: 1_000,
       shutdownTimeout: 10_000,
       lazyConnect: false,
+      logEvents: false,
     });
   });
 
@@ -121,6 +124,7 @@ describe('resolveOptions: defaults', () => {
     ['shutdownTimeout', 0],
     ['shutdownTimeout', 2_500],
     ['lazyConnect', true],
+    ['logEvents', true],
     ['appName', 'billing'],
     ['appName', 'x'.repeat(100)],
   ] as const)('keeps an explicit %s of %j', (key, value) => {
@@ -628,6 +632,18 @@ describe('resolveOptions: other options', () => {
     ])('rejects %j', (lazyConnect, shown) => {
       expect(optionErrorOf(() => resolveRaw({ ...BASE, lazyConnect }))).toMatchObject(
         invalidOption('lazyConnect', shown, 'must be true or false'),
+      );
+    });
+  });
+
+  describe('logEvents', () => {
+    it.each([
+      ['debug', '"debug"'],
+      [1, '1'],
+      ['false', '"false"'],
+    ])('rejects %j', (logEvents, shown) => {
+      expect(optionErrorOf(() => resolveRaw({ ...BASE, logEvents }))).toMatchObject(
+        invalidOption('logEvents', shown, 'must be true or false'),
       );
     });
   });
