@@ -96,7 +96,12 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
     );
   }
   // Checked now with the same rules LockService applies at each call.
-  kindOf({ mode: options.mode, leases: options.leases });
+  try {
+    kindOf({ mode: options.mode, leases: options.leases });
+  } catch (error) {
+    const { option, value, rule } = error as InvalidOptionsError;
+    throw new InvalidOptionsError(`@DistributedLock ${option} on ${method}`, value, rule);
+  }
   const timeout =
     options.timeout === undefined
       ? undefined

@@ -332,7 +332,7 @@ export class LockService implements BeforeApplicationShutdown {
       const since = { at: 0, node: '' };
       try {
         const lease = await this.local.acquire(path, timeout, signal, givenUp, (outcome) =>
-          this.ended(events, path, kind, since.node, since.at, outcome),
+          this.ended(true, path, kind, since.node, since.at, outcome),
         );
         since.at = performance.now();
         since.node = lease.node;
@@ -383,7 +383,7 @@ export class LockService implements BeforeApplicationShutdown {
         this.connection.options.heldLockWatchDelay,
         (l, outcome) => {
           this.forget(l);
-          this.ended(events, path, kind, l.node, acquiredAt, outcome);
+          this.ended(!ownNode, path, kind, l.node, acquiredAt, outcome);
         },
       );
       this.held.add(lock);
@@ -426,14 +426,14 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   private ended(
-    events: boolean,
+    tracked: boolean,
     path: string,
     kind: NodeKind,
     node: string,
     since: number,
     outcome: LockOutcome,
   ): void {
-    if (!events && !this.observed()) return;
+    if (!tracked || !this.observed()) return;
     const base = { path, kind, node, at: Date.now(), holdMs: performance.now() - since };
     this.emit(outcome === 'released' ? { type: 'released', ...base } : { type: 'lost', ...base, reason: outcome });
   }

@@ -63,6 +63,22 @@ describe('@DistributedLock', () => {
       InvalidOptionsError,
       'needs a static path',
     ],
+    ['an unknown mode', () => DistributedLock('/x', { mode: 'shared' as never }), InvalidOptionsError, 'mode on C#m'],
+    ['zero leases', () => DistributedLock('/x', { leases: 0 }), InvalidOptionsError, 'leases on C#m = 0'],
+    [
+      'leases with mode read',
+      () => DistributedLock('/x', { leases: 2, mode: 'read' }),
+      InvalidOptionsError,
+      'has no read mode',
+    ],
+    ['an empty path array', () => DistributedLock([]), InvalidOptionsError, 'non-empty array of lock paths'],
+    ['a bad path in an array', () => DistributedLock(['/a', 'b']), InvalidLockPathError, 'must start with "/"'],
+    [
+      'a key with a path array',
+      () => DistributedLock(['/a', '/b'], { key: () => 1 }),
+      InvalidOptionsError,
+      'needs a static path',
+    ],
     [
       'a non-boolean reentrant',
       () => DistributedLock('/x', { reentrant: 'yes' as never }),

@@ -1,0 +1,154 @@
+/**
+ * @DistributedLock with `mode`, `leases` and several paths, in real Nest apps (two apps = two
+ * ZooKeeper sessions) on real ZooKeeper: read/write exclusion, a semaphore's bound, multi-locks
+ * without deadlock, and a read-locked route behind the interceptor.
+ */
+import { Controller, Get, Injectable, Module, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CurrentLock, DistributedLock, LockService, ZkLockModule, type LockHandle } from '../../lib/index.js';
+import { childrenOf } from '../fixtures/lock-clients.js';
+import { delay, startZooKeeper, type ZkServer } from '../support/index.js';
+
+/** Shared by every app of the test process: who is inside which critical section. */
+const state = {
+  readers: 0,
+  writers: 0,
+  maxReaders: 0,
+  leases: 0,
+  maxLeases: 0,
+  accounts: 0,
+  violations: [] as string[],
+};
+
+@Injectable()
+class DocumentService {
+  constructor(private readonly locks: LockService) {}
+
+  @DistributedLock('/locks/e2e/doc', { mode: 'read' })
+  async read(): Promise<void> {
+    state.readers += 1;
+    state.maxReaders = Math.max(state.maxReaders, state.readers);
+    if (state.writers > 0) state.violations.push('read during a write');
+    await delay(3); // the work
+    state.readers -= 1;
+  }
+
+  @DistributedLock('/locks/e2e/doc', { mode: 'write' })
+  async write(): Promise<void> {
+    state.writers += 1;
+    if (state.writers > 1 || state.readers > 0) state.violations.push('write not alone');
+    await delay(2); // the work
+    state.writers -= 1;
+  }
+
+  @DistributedLock('/locks/e2e/pool', { leases: 2 })
+  async pooled(): Promise<void> {
+    state.leases += 1;
+    state.maxLeases = Math.max(state.maxLeases, state.leases);
+    await delay(3); // the work
+    state.leases -= 1;
+  }
+
+  @DistributedLock(({ args }) => [`/locks/e2e/account/${String(args[0])}`, `/locks/e2e/account/${String(args[1])}`])
+  async transfer(from: string, to: string): Promise<string> {
+    const both = [this.locks.current(`/locks/e2e/account/${from}`), this.locks.current(`/locks/e2e/account/${to}`)];
+    if (both.some((lock) => !lock || lock.released)) state.violations.push('transfer without both locks');
+    state.accounts += 1;
+    if (state.accounts > 1) state.violations.push(`transfer ${from}->${to} overlapped`);
+    await delay(1); // the work
+    state.accounts -= 1;
+    return this.locks.current()?.path ?? '';
+  }
+}
+
+@Controller('doc')
+class DocumentController {
+  @Get()
+  @DistributedLock('/locks/e2e/doc', { mode: 'read' })
+  get(@CurrentLock() lock: LockHandle): { kind: string } {
+    return { kind: lock.kind };
+  }
+}
+
+let server: ZkServer;
+const apps: INestApplication[] = [];
+
+beforeAll(async () => {
+  server = await startZooKeeper();
+});
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  state.violations.length = 0;
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+async function app(): Promise<INestApplication> {
+  @Module({
+    imports: [ZkLockModule.forRoot({ connectionString: server.connectString, sessionTimeout: 4_000 })],
+    providers: [DocumentService],
+    controllers: [DocumentController],
+  })
+  class AppModule {}
+  const created = await NestFactory.create(AppModule, { logger: false });
+  apps.push(created);
+  await created.listen(0, '127.0.0.1');
+  return created;
+}
+
+describe('@DistributedLock kinds', () => {
+  it('mode read/write on service methods across two apps: writes alone, reads together', async () => {
+    const services = [await app(), await app()].map((created) => created.get(DocumentService));
+    await Promise.all(
+      services.flatMap((service) => [
+        ...Array.from({ length: 6 }, async () => {
+          for (let i = 0; i < 4; i += 1) await service.read();
+        }),
+        (async () => {
+          for (let i = 0; i < 4; i += 1) await service.write();
+        })(),
+      ]),
+    );
+    expect(state.violations).toEqual([]);
+    expect(state.maxReaders).toBeGreaterThanOrEqual(2);
+    expect(await childrenOf(server.connectString, '/locks/e2e/doc')).toEqual([]);
+  }, 60_000);
+
+  it('leases: 2 bounds concurrent calls across apps to two, and reaches two', async () => {
+    const services = [await app(), await app()].map((created) => created.get(DocumentService));
+    await Promise.all(
+      services.flatMap((service) =>
+        Array.from({ length: 4 }, async () => {
+          for (let i = 0; i < 3; i += 1) await service.pooled();
+        }),
+      ),
+    );
+    expect(state.maxLeases).toBe(2);
+    expect(await childrenOf(server.connectString, '/locks/e2e/pool/leases')).toEqual([]);
+  }, 60_000);
+
+  it('a path function returning two paths: opposite orders from two apps finish without deadlock', async () => {
+    const [one, two] = [await app(), await app()].map((created) => created.get(DocumentService));
+    const paths = await Promise.all([
+      (async () => {
+        for (let i = 0; i < 10; i += 1) await one.transfer('a', 'b');
+      })(),
+      (async () => {
+        for (let i = 0; i < 10; i += 1) await two.transfer('b', 'a');
+      })(),
+      one.transfer('b', 'a'),
+    ]);
+    expect(state.violations).toEqual([]);
+    expect(paths[2]).toBe('/locks/e2e/account/b'); // current(): the innermost (last taken) part
+    expect(await childrenOf(server.connectString, '/locks/e2e/account/a')).toEqual([]);
+  }, 60_000);
+
+  it('a read-locked route behind the interceptor', async () => {
+    const created = await app();
+    const response = await fetch(`${await created.getUrl()}/doc`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ kind: 'read' });
+  });
+});
