@@ -78,7 +78,7 @@ beforeAll(async () => {
   server = await startZooKeeper();
 });
 afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
+  await Promise.all(apps.splice(0).map((each) => each.close()));
   state.violations.length = 0;
 });
 afterAll(async () => {
