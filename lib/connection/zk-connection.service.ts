@@ -187,6 +187,10 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     return this.requireAdapter('exists', path).exists(path);
   }
 
+  async setData(path: string, data: Buffer, version = -1): Promise<NodeStat> {
+    return this.requireAdapter('setData', path).setData(path, data, version);
+  }
+
   async watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
     return this.requireAdapter('watch', path).watch(path, onChange);
   }

@@ -32,6 +32,8 @@ export interface ZkSession {
 
 /** A registered watch; `cancel()` forgets our interest (and removes the server watch when nobody else wants it). */
 export interface WatchRegistration {
+  /** The node's data when the watch was set. */
+  readonly data: Buffer;
   cancel(): void;
 }
 
@@ -47,6 +49,8 @@ export interface ZkPort {
   getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }>;
   getData(path: string): Promise<{ data: Buffer; stat: NodeStat }>;
   exists(path: string): Promise<NodeStat | null>;
+  /** Replaces the node's data (`version` -1: any version). */
+  setData(path: string, data: Buffer, version?: number): Promise<NodeStat>;
   /**
    * Sets a one-shot watch on `path` (with getData, which, unlike exists, leaves no watch on a
    * missing node) and calls `onChange` when the node changes or goes. Resolves `null` when the

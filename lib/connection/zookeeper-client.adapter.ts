@@ -57,6 +57,7 @@ interface RawClient extends EventEmitter {
   getChildren(path: string, cb: Callback<[string[], RawStat]>): void;
   getData(path: string, watcher: ((event: unknown) => void) | undefined, cb: Callback<[Buffer | null, RawStat]>): void;
   exists(path: string, cb: Callback<[RawStat | null]>): void;
+  setData(path: string, data: Buffer, version: number, cb: Callback<[RawStat]>): void;
   connectionManager: RawConnectionManager;
 }
 interface RawModule {
@@ -105,8 +106,8 @@ export interface AdapterOptions {
 
 interface PathWatch {
   listeners: Set<() => void>;
-  /** Resolves true once the server watch is set, false when the node did not exist. */
-  ready: Promise<boolean>;
+  /** Resolves with the node's data once the server watch is set, null when the node did not exist. */
+  ready: Promise<Buffer | null>;
   armed: boolean;
   dispatch: () => void;
 }
@@ -228,6 +229,13 @@ export class ZooKeeperClientAdapter {
     return stat ? toStat(stat) : null;
   }
 
+  async setData(path: string, data: Buffer, version = -1): Promise<NodeStat> {
+    const [stat] = await this.call('setData', path, (cb: Callback<[RawStat]>) =>
+      this.client.setData(path, data, version, cb),
+    );
+    return toStat(stat);
+  }
+
   /**
    * One server watch per path, however many local waiters: the client would add a listener per
    * call and leak them. When the last local waiter cancels, the server watch is removed too.
@@ -238,7 +246,7 @@ export class ZooKeeperClientAdapter {
       const created: PathWatch = {
         listeners: new Set(),
         armed: false,
-        ready: Promise.resolve(false),
+        ready: Promise.resolve(null),
         dispatch: () => {
           this.notifications += 1;
           if (this.watches.get(path) === created) this.watches.delete(path);
@@ -249,14 +257,14 @@ export class ZooKeeperClientAdapter {
       created.ready = this.call('getData', path, (cb: Callback<[Buffer | null, RawStat]>) =>
         this.client.getData(path, created.dispatch, cb),
       ).then(
-        () => {
+        ([data]) => {
           created.armed = true;
           if (created.listeners.size === 0) this.unwatch(path, created);
-          return true;
+          return data ?? Buffer.alloc(0);
         },
         (error: unknown) => {
           if (this.watches.get(path) === created) this.watches.delete(path);
-          if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return false;
+          if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
           throw error;
         },
       );
@@ -265,18 +273,19 @@ export class ZooKeeperClientAdapter {
     }
     const watch = entry;
     watch.listeners.add(onChange);
-    let exists: boolean;
+    let data: Buffer | null;
     try {
-      exists = await watch.ready;
+      data = await watch.ready;
     } catch (error) {
       watch.listeners.delete(onChange);
       throw error;
     }
-    if (!exists) {
+    if (data === null) {
       watch.listeners.delete(onChange);
       return null;
     }
     return {
+      data,
       cancel: () => {
         if (!watch.listeners.delete(onChange)) return;
         if (watch.listeners.size === 0 && watch.armed) this.unwatch(path, watch);

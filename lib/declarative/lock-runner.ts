@@ -79,7 +79,13 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
 
   private async enter(spec: LockSpec, call: LockCall): Promise<LockHandle | MultiLockHandle> {
     const target = resolveLockPath(spec, call);
-    const options = { timeout: spec.timeout, reentrant: spec.reentrant, mode: spec.mode, leases: spec.leases };
+    const options = {
+      timeout: spec.timeout,
+      reentrant: spec.reentrant,
+      mode: spec.mode,
+      leases: spec.leases,
+      revocable: spec.revocable,
+    };
     try {
       return typeof target === 'string'
         ? await this.locks.acquire(target, options)

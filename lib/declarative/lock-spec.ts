@@ -45,6 +45,8 @@ export interface DistributedLockOptions {
   mode?: LockMode;
   /** A counting semaphore: at most `leases` concurrent calls (1..10000). See `AcquireOptions.leases`. */
   leases?: number;
+  /** Watch the node from the start so that `requestRelease` is seen at once. See `AcquireOptions.revocable`. */
+  revocable?: boolean;
 }
 
 /** A lock path, or several (a multi-lock, taken all-or-nothing in sorted order), or a function of the call returning either. */
@@ -55,6 +57,7 @@ export interface LockSpec extends Required<Pick<DistributedLockOptions, 'reentra
   path: LockTarget;
   mode: LockMode | undefined;
   leases: number | undefined;
+  revocable: boolean;
   key: DistributedLockOptions['key'];
   timeout: number | undefined;
   onTimeout: DistributedLockOptions['onTimeout'];
@@ -88,6 +91,13 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
   if (options.onTimeout !== undefined && typeof options.onTimeout !== 'function') {
     throw new InvalidOptionsError(`@DistributedLock onTimeout on ${method}`, options.onTimeout, 'must be a function');
   }
+  if (options.revocable !== undefined && typeof options.revocable !== 'boolean') {
+    throw new InvalidOptionsError(
+      `@DistributedLock revocable on ${method}`,
+      options.revocable,
+      'must be true or false',
+    );
+  }
   if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') {
     throw new InvalidOptionsError(
       `@DistributedLock reentrant on ${method}`,
@@ -113,6 +123,7 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
     path,
     mode: options.mode,
     leases: options.leases,
+    revocable: options.revocable ?? false,
     key: options.key,
     timeout,
     reentrant: options.reentrant ?? true,

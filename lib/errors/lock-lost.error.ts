@@ -9,7 +9,12 @@ export type LockLostReason =
   /** Our lock node was deleted by someone else. */
   | 'node-deleted'
   /** The connection was closed (application shutdown) while the lock was held. */
-  | 'closed';
+  | 'closed'
+  /**
+   * Someone asked the holder to release (`LockService.requestRelease`, or Curator's Revoker).
+   * The node is still ours until `release()`: stop, then release soon.
+   */
+  | 'revoked';
 
 /**
  * A held lock is no longer ours. A handle's `signal` aborts with this error as its reason;
@@ -31,4 +36,5 @@ const LOST_TEXT: Record<LockLostReason, string> = {
   'connection-lost': 'cut off from ZooKeeper for longer than the session timeout',
   'node-deleted': 'the lock node was deleted by someone else',
   closed: 'the ZooKeeper connection was closed',
+  revoked: 'another owner asked for it to be released (revocation); release it',
 };

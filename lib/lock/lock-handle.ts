@@ -2,6 +2,9 @@ import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js
 import type { SessionEndReason, ZkPort } from '../connection/zk-port.js';
 import { deleteNode, type Acquired, type NodeKind } from './lock-recipe.js';
 
+/** The data a release request writes into a holder's node: Curator's revocation marker, so both understand each other. */
+export const REVOKE_MARKER = Buffer.from('__REVOKE__');
+
 /** How a holder's tenure ended: released by its holder, or lost (and why). */
 export type LockOutcome = 'released' | LockLostReason;
 
@@ -31,7 +34,9 @@ export interface LockHandle extends AsyncDisposable {
  *
  * Loss detection: the session ending aborts `signal` at once. A node deleted by someone else is
  * noticed through a watch on our own node, set only once the lock has been held for
- * `watchDelay` ms, so that short critical sections keep the 3-request cycle.
+ * `watchDelay` ms, so that short critical sections keep the 3-request cycle. The same watch sees a
+ * release request (revocation: {@link REVOKE_MARKER} written into our node): `signal` aborts with
+ * reason `revoked` while the node stays ours until `release()`.
  */
 export class HeldLock implements LockHandle {
   private readonly controller = new AbortController();
@@ -115,7 +120,9 @@ export class HeldLock implements LockHandle {
     try {
       // A release deletes the node and so fires this watch: the server removes it, nothing is left.
       const registration = await this.port.watch(this.node, check);
-      if (registration === null && !this.released && this.port.currentSession() === session) this.lose('node-deleted');
+      if (this.released || this.port.currentSession() !== session) return;
+      if (registration === null) this.lose('node-deleted');
+      else if (registration.data.equals(REVOKE_MARKER)) this.lose('revoked');
     } catch {
       // connection trouble: the session's own signals cover it
     }

@@ -12,7 +12,7 @@ import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import { validateDuration } from '../zk-lock.options.js';
 import { anyHeldInContext, heldInContext, innermostInContext, runWithLock } from './lock-context.js';
 import { describeEvent, type LockEvent } from './lock-events.js';
-import { HeldLock, ReentrantLock, type LockHandle, type LockOutcome } from './lock-handle.js';
+import { HeldLock, REVOKE_MARKER, ReentrantLock, type LockHandle, type LockOutcome } from './lock-handle.js';
 import { validateLockPath } from './lock-path.js';
 import { LocalLockQueues } from './local-queue.js';
 import {
@@ -49,6 +49,12 @@ export interface AcquireOptions {
    * waiting writer is not starved by new readers).
    */
   mode?: LockMode;
+  /**
+   * Let other owners ask this holder to release (`requestRelease`): watch our node from the start
+   * instead of after `heldLockWatchDelay`, so a request is seen at once (one more request per
+   * acquisition). A request aborts the handle's `signal` with reason `revoked`. Default false.
+   */
+  revocable?: boolean;
   /**
    * A counting semaphore: at most `leases` holders of `path` at once (1..10000). Every caller of
    * one semaphore must use the same number. Leases are kept under `<path>/leases`.
@@ -241,6 +247,31 @@ export class LockService implements BeforeApplicationShutdown {
   }
 
   /**
+   * Asks the current holder(s) of `path` to release (cooperative revocation): writes Curator's
+   * revocation marker into each holder's node; a holder that watches its node (acquired with
+   * `revocable: true`, or held longer than `heldLockWatchDelay`) sees its handle's `signal`
+   * abort with reason `revoked` and should release. Nothing is deleted; resolves with the number
+   * of holders asked (readers and leases: all of them).
+   *
+   * @example
+   * const asked = await locks.requestRelease('/locks/nightly-report');
+   */
+  async requestRelease(path: string): Promise<number> {
+    const { holders } = await this.inspect(path);
+    let asked = 0;
+    for (const holder of holders) {
+      const dir = holder.kind === 'lease' ? `${path}/leases` : path;
+      try {
+        await this.connection.setData(`${dir}/${holder.node}`, REVOKE_MARKER);
+        asked += 1;
+      } catch (error) {
+        if (!(error instanceof ZooKeeperError && error.zkCode === 'NO_NODE')) throw error; // released meanwhile
+      }
+    }
+    return asked;
+  }
+
+  /**
    * Shutdown, first half (the connection closes in the second): take no new locks and stop all
    * waits at once, give holders up to `shutdownTimeout` ms to finish and release, then release
    * what is still held. `events` completes after that.
@@ -380,7 +411,7 @@ export class LockService implements BeforeApplicationShutdown {
         path,
         kind,
         acquired,
-        this.connection.options.heldLockWatchDelay,
+        options.revocable === true ? 0 : this.connection.options.heldLockWatchDelay,
         (l, outcome) => {
           this.forget(l);
           this.ended(!ownNode, path, kind, l.node, acquiredAt, outcome);

@@ -124,6 +124,11 @@ class CuratorProcess {
     return this.read(timeoutMs, `answer to '${command}'`);
   }
 
+  /** Waits for the next line that comes unprompted (e.g. `revoke-requested`). */
+  nextLine(what: string, timeoutMs = ANSWER_TIMEOUT_MS): Promise<string> {
+    return this.read(timeoutMs, what);
+  }
+
   /** SIGKILL; resolves once the JVM is gone. */
   async kill(): Promise<void> {
     if (this.exit === undefined) this.child.kill('SIGKILL');
@@ -301,5 +306,27 @@ describe('Curator InterProcessMutex and LockService on the same path', () => {
     const handle = await second;
     expect(basename(handle.node)).toBe(ourNode);
     await handle.release();
+  }, 90_000);
+});
+
+describe('revocation between Curator and LockService', () => {
+  it('our requestRelease reaches a revocable Curator holder; Curator Revoker reaches our revocable holder', async () => {
+    const lockPath = '/interop/revoke';
+    const [{ locks, connection }, curator] = await Promise.all([
+      lockClient(server.connectString),
+      startCurator(lockPath),
+    ]);
+    expect(await curator.send('acquire 5000')).toBe('acquired');
+    expect(await locks.requestRelease(lockPath)).toBe(1);
+    expect(await curator.nextLine('the revocation listener')).toBe('revoke-requested');
+    expect(await curator.send('release')).toBe('released');
+
+    const ours = await locks.acquire(lockPath, { revocable: true, timeout: 5_000 });
+    await waitFor(() => connection.stats().watches === 1, { message: 'our holder watches its node' });
+    expect(await curator.send(`revoke ${ours.node}`)).toBe('revoke-sent');
+    await waitFor(() => ours.signal.aborted, { message: 'our holder told' });
+    expect((ours.signal.reason as { reason: string }).reason).toBe('revoked');
+    await ours.release();
+    expect((await connection.getChildren(lockPath)).children).toEqual([]);
   }, 90_000);
 });

@@ -351,3 +351,45 @@ describe('bad input', () => {
     },
   );
 });
+
+describe('revocation (cooperative)', () => {
+  it('requestRelease asks the holder: its signal aborts with reason revoked, the node stays until it releases', async () => {
+    const [holder, asker] = await lockClients(2, server.connectString);
+    const events: string[] = [];
+    holder.locks.events.subscribe((event) => events.push(event.type === 'lost' ? `lost ${event.reason}` : event.type));
+    const held = await holder.locks.acquire('/locks/revoke', { revocable: true });
+    await waitFor(() => holder.connection.stats().watches === 1, { message: 'the holder watches its node' });
+    const waiting = asker.locks.acquire('/locks/revoke');
+    await waitFor(async () => (await children('/locks/revoke')).length === 2, { message: 'the asker queued' });
+    expect(await asker.locks.requestRelease('/locks/revoke')).toBe(1);
+    await waitFor(() => held.signal.aborted, { message: 'the holder told' });
+    expect(held.signal.reason).toMatchObject({ name: 'LockLostError', reason: 'revoked', path: '/locks/revoke' });
+    expect(await children('/locks/revoke')).toContain(held.node.split('/').pop()); // still ours
+    await held.release();
+    const next = await waiting;
+    expect(next.signal.aborted).toBe(false);
+    await next.release();
+    expect(events).toEqual(['acquired', 'lost revoked']);
+    expect(await asker.locks.requestRelease('/locks/revoke')).toBe(0); // free: nobody to ask
+  });
+
+  it('asks every reader, and a lease holder, whose own-node watch is armed (heldLockWatchDelay 0)', async () => {
+    const [a, b, asker] = await lockClients(3, server.connectString, { heldLockWatchDelay: 0 });
+    const reads = [await a.locks.acquireRead('/locks/revoke-rw'), await b.locks.acquireRead('/locks/revoke-rw')];
+    const lease = await a.locks.acquire('/locks/revoke-sem', { leases: 2 });
+    await waitFor(() => a.connection.stats().watches === 2 && b.connection.stats().watches === 1, {
+      message: 'the holders watch their nodes',
+    });
+    expect(await asker.locks.requestRelease('/locks/revoke-rw')).toBe(2);
+    expect(await asker.locks.requestRelease('/locks/revoke-sem')).toBe(1);
+    await waitFor(() => [...reads, lease].every((lock) => lock.signal.aborted), { message: 'all told' });
+    expect([...reads, lease].map((lock) => (lock.signal.reason as { reason: string }).reason)).toEqual([
+      'revoked',
+      'revoked',
+      'revoked',
+    ]);
+    for (const lock of [...reads, lease]) await lock.release();
+    expect(await children('/locks/revoke-rw')).toEqual([]);
+    expect(await children('/locks/revoke-sem/leases')).toEqual([]);
+  });
+});

@@ -63,6 +63,12 @@ describe('@DistributedLock', () => {
       InvalidOptionsError,
       'needs a static path',
     ],
+    [
+      'a non-boolean revocable',
+      () => DistributedLock('/x', { revocable: 1 as never }),
+      InvalidOptionsError,
+      'revocable on C#m = 1',
+    ],
     ['an unknown mode', () => DistributedLock('/x', { mode: 'shared' as never }), InvalidOptionsError, 'mode on C#m'],
     ['zero leases', () => DistributedLock('/x', { leases: 0 }), InvalidOptionsError, 'leases on C#m = 0'],
     [

@@ -97,6 +97,7 @@ describe('error messages', () => {
     ['connection-lost', 'cut off from ZooKeeper for longer than the session timeout'],
     ['node-deleted', 'the lock node was deleted by someone else'],
     ['closed', 'the ZooKeeper connection was closed'],
+    ['revoked', 'another owner asked for it to be released (revocation); release it'],
   ];
 
   it.each(REASONS)('LockLostError for %s names the path and the reason', (reason, text) => {
