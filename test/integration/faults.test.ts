@@ -136,6 +136,60 @@ describe('session expiry while holding', () => {
   });
 });
 
+describe('session expiry and the other lock kinds', () => {
+  it('a lease holder and a reader lose their locks with reason session-expired; waiters then get them', async () => {
+    const proxy = await proxied();
+    const a = await lockClient(proxy.connectString, { sessionTimeout: 2_000 });
+    const b = await lockClient(server.connectString);
+    const lease = await a.locks.acquire('/locks/expiry-sem', { leases: 1 });
+    const read = await a.locks.acquireRead('/locks/expiry-rw');
+    const nextLease = b.locks.acquire('/locks/expiry-sem', { leases: 1, timeout: 10_000 });
+    const write = b.locks.acquireWrite('/locks/expiry-rw', { timeout: 10_000 });
+    proxy.refuse();
+    await expireSession(a.connection.sessionCredentials()!);
+    proxy.restore();
+    const [gotLease, gotWrite] = await Promise.all([nextLease, write]);
+    await waitFor(() => lease.signal.aborted && read.signal.aborted, { message: 'the holder is told' });
+    expect([lease, read].map((lock) => (lock.signal.reason as LockLostError).reason)).toEqual([
+      'session-expired',
+      'session-expired',
+    ]);
+    expect(gotLease.fencingToken).toBeGreaterThan(lease.fencingToken);
+    await Promise.all([lease.release(), read.release(), gotLease.release(), gotWrite.release()]);
+    expect(await children('/locks/expiry-sem/leases')).toEqual([]);
+    expect(await children('/locks/expiry-rw')).toEqual([]);
+  });
+
+  it('a semaphore waiter whose session expires starts over in the next session: one lease, no orphan', async () => {
+    const proxy = await proxied();
+    const holder = await lockClient(server.connectString);
+    const a = await lockClient(proxy.connectString, { sessionTimeout: 2_000 });
+    const held = await holder.locks.acquire('/locks/expiry-sem2', { leases: 1 });
+    const waiting = a.locks.acquire('/locks/expiry-sem2', { leases: 1, timeout: 20_000 });
+    // The waiter holds the inner lock, has created its lease and watches the holder's.
+    await waitFor(async () => (await children('/locks/expiry-sem2/leases')).length === 2, {
+      message: 'the waiter created its lease',
+    });
+    const firstSession = a.connection.sessionCredentials()!;
+    proxy.refuse();
+    await expireSession(firstSession);
+    proxy.restore();
+    // Its old lease and inner-lock node went with the session; it queues again in the next one.
+    await waitFor(
+      async () =>
+        (await children('/locks/expiry-sem2/leases')).length === 2 &&
+        !a.connection.sessionCredentials()!.id.equals(firstSession.id),
+      { message: 'the waiter queued again in a new session' },
+    );
+    await held.release();
+    const lease = await waiting;
+    expect(lease.fencingToken).toBeGreaterThan(held.fencingToken);
+    expect(await children('/locks/expiry-sem2/leases')).toEqual([lease.node.split('/').pop()]);
+    expect(await children('/locks/expiry-sem2/locks')).toEqual([]);
+    await lease.release();
+  });
+});
+
 describe('partition', () => {
   it('a cut-off holder learns it lost the lock within about the session timeout, before anyone else acquires', async () => {
     const sessionTimeout = 2_000;
