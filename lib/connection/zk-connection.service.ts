@@ -154,8 +154,8 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     });
   }
 
-  async create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
-    return this.requireAdapter('create', path).create(path, data, mode);
+  create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
+    return this.adapter ? this.adapter.create(path, data, mode) : this.rejectNotConnected('create', path);
   }
 
   async ensurePath(path: string): Promise<void> {
@@ -171,28 +171,28 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     }
   }
 
-  async remove(path: string, version = -1): Promise<void> {
-    return this.requireAdapter('delete', path).remove(path, version);
+  remove(path: string, version = -1): Promise<void> {
+    return this.adapter ? this.adapter.remove(path, version) : this.rejectNotConnected('delete', path);
   }
 
-  async getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
-    return this.requireAdapter('getChildren', path).getChildren(path);
+  getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
+    return this.adapter ? this.adapter.getChildren(path) : this.rejectNotConnected('getChildren', path);
   }
 
-  async getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
-    return this.requireAdapter('getData', path).getData(path);
+  getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
+    return this.adapter ? this.adapter.getData(path) : this.rejectNotConnected('getData', path);
   }
 
-  async exists(path: string): Promise<NodeStat | null> {
-    return this.requireAdapter('exists', path).exists(path);
+  exists(path: string): Promise<NodeStat | null> {
+    return this.adapter ? this.adapter.exists(path) : this.rejectNotConnected('exists', path);
   }
 
-  async setData(path: string, data: Buffer, version = -1): Promise<NodeStat> {
-    return this.requireAdapter('setData', path).setData(path, data, version);
+  setData(path: string, data: Buffer, version = -1): Promise<NodeStat> {
+    return this.adapter ? this.adapter.setData(path, data, version) : this.rejectNotConnected('setData', path);
   }
 
-  async watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
-    return this.requireAdapter('watch', path).watch(path, onChange);
+  watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
+    return this.adapter ? this.adapter.watch(path, onChange) : this.rejectNotConnected('watch', path);
   }
 
   /**
@@ -332,9 +332,18 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     session.end(reason);
   }
 
+  /** A request without a client is rejected, not thrown, like any failed request. (Requests are not async functions: fewer ticks per request.) */
+  private rejectNotConnected(operation: string, path: string): Promise<never> {
+    return Promise.reject(this.notConnected(operation, path));
+  }
+
   private requireAdapter(operation: string, path: string): ZooKeeperClientAdapter {
     if (this.adapter) return this.adapter;
-    throw new NotConnectedError(
+    throw this.notConnected(operation, path);
+  }
+
+  private notConnected(operation: string, path: string): NotConnectedError {
+    return new NotConnectedError(
       this.closed
         ? `cannot ${operation} ${path}: the connection is closed`
         : `cannot ${operation} ${path}: not connected yet`,

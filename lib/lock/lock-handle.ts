@@ -1,5 +1,5 @@
 import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
-import type { SessionEndReason, ZkPort } from '../connection/zk-port.js';
+import type { SessionEndReason, ZkPort, ZkSession } from '../connection/zk-port.js';
 import { deleteNode, type Acquired, type NodeKind } from './lock-recipe.js';
 
 /** The data a release request writes into a holder's node: Curator's revocation marker, so both understand each other. */
@@ -39,14 +39,15 @@ export interface LockHandle extends AsyncDisposable {
  * reason `revoked` while the node stays ours until `release()`.
  */
 export class HeldLock implements LockHandle {
-  private readonly controller = new AbortController();
-  readonly signal: AbortSignal = this.controller.signal;
+  /** Made on first use of `signal` (most short holds never look at it: an AbortController costs). */
+  private controller: AbortController | undefined;
+  /** Why the lock stopped being ours, once it did. */
+  private lost: LockLostError | undefined;
   readonly node: string;
   readonly fencingToken: bigint;
   private releasing: Promise<void> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private ended = false;
-  private readonly onSessionEnd = () => this.lose(this.acquired.session.ended.reason as SessionEndReason);
 
   constructor(
     private readonly port: ZkPort,
@@ -59,20 +60,34 @@ export class HeldLock implements LockHandle {
   ) {
     this.node = acquired.node;
     this.fencingToken = acquired.fencingToken;
-    const ended = acquired.session.ended;
-    if (ended.aborted) {
-      this.onSessionEnd();
+    const { session } = acquired;
+    if (session.ended.aborted) {
+      this.sessionEnded();
       return;
     }
-    ended.addEventListener('abort', this.onSessionEnd, { once: true });
+    locksOf(session).add(this);
     if (watchDelay !== Infinity) {
       this.watchTimer = setTimeout(() => void this.watchOwnNode(), watchDelay);
       this.watchTimer.unref();
     }
   }
 
+  /** Aborts with a {@link LockLostError} as `reason` when the lock stops being ours. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.lost) this.controller.abort(this.lost);
+    }
+    return this.controller.signal;
+  }
+
   get released(): boolean {
-    return this.releasing !== undefined || this.signal.aborted;
+    return this.releasing !== undefined || this.lost !== undefined;
+  }
+
+  /** Our session is over: the server removes (or has removed) our node. */
+  sessionEnded(): void {
+    this.lose(this.acquired.session.ended.reason as SessionEndReason);
   }
 
   release(): Promise<void> {
@@ -92,7 +107,10 @@ export class HeldLock implements LockHandle {
 
   private lose(reason: LockLostReason): void {
     this.stopWatching();
-    if (!this.signal.aborted) this.controller.abort(new LockLostError(this.path, reason));
+    if (!this.lost) {
+      this.lost = new LockLostError(this.path, reason);
+      this.controller?.abort(this.lost);
+    }
     this.end(reason);
   }
 
@@ -105,7 +123,7 @@ export class HeldLock implements LockHandle {
   private stopWatching(): void {
     clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
-    this.acquired.session.ended.removeEventListener('abort', this.onSessionEnd);
+    bySession.get(this.acquired.session)?.delete(this);
   }
 
   /** Watches our node; when it goes while we hold the lock and our session lives, someone deleted it. */
@@ -136,6 +154,29 @@ export class HeldLock implements LockHandle {
       this.end('released');
     }
   }
+}
+
+/**
+ * The held locks of each session, so that one listener per session (not one per lock: an
+ * EventTarget listener costs on every acquisition) tells them all when it ends.
+ */
+const bySession = new WeakMap<ZkSession, Set<HeldLock>>();
+function locksOf(session: ZkSession): Set<HeldLock> {
+  let locks = bySession.get(session);
+  if (!locks) {
+    const held = new Set<HeldLock>();
+    locks = held;
+    bySession.set(session, held);
+    session.ended.addEventListener(
+      'abort',
+      () => {
+        for (const lock of held) lock.sessionEnded(); // each deletes itself: safe while iterating a Set
+        held.clear();
+      },
+      { once: true },
+    );
+  }
+  return locks;
 }
 
 /** What a nested acquisition of a lock this call chain already holds gets: the holder's lock, without a release of its own. */

@@ -15,6 +15,7 @@ const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/;
  * Throws {@link InvalidLockPathError} naming the value and the first rule it breaks.
  */
 export function validateLockPath(path: unknown, what = 'lock path'): string {
+  if (typeof path === 'string' && valid.has(path)) return path; // the hot path locks the same few paths
   const fail = (rule: string): never => {
     throw new InvalidLockPathError(path, rule);
   };
@@ -34,8 +35,13 @@ export function validateLockPath(path: unknown, what = 'lock path'): string {
     if (segment === '.' || segment === '..') fail(`a ${what} must not contain a "${segment}" segment`);
   }
   if (segments[0] === 'zookeeper') fail(`"/zookeeper" is reserved by the ZooKeeper server`);
+  if (valid.size >= VALID_CACHE_SIZE) valid.clear();
+  valid.add(path);
   return path;
 }
+/** Paths that passed validateLockPath lately (bounded: cleared when full). */
+const valid = new Set<string>();
+const VALID_CACHE_SIZE = 4096;
 
 /**
  * Encodes any string as ONE safe path segment, for dynamic lock keys built from user input.

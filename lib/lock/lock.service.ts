@@ -136,9 +136,8 @@ export class LockService implements BeforeApplicationShutdown {
    * await using lock = await locks.acquire('/locks/report', { timeout: 5_000 });
    * await writeReport({ fencingToken: lock.fencingToken, signal: lock.signal });
    */
-  async acquire(path: string, options: AcquireOptions = {}): Promise<LockHandle> {
-    const handle = await this.take(path, options, true);
-    return handle!;
+  acquire(path: string, options: AcquireOptions = {}): Promise<LockHandle> {
+    return this.take(path, options, true) as Promise<LockHandle>; // never null when waiting
   }
 
   /** `acquire(path, { ...options, mode: 'read' })`: a shared lock, held together with other readers. */
@@ -381,8 +380,7 @@ export class LockService implements BeforeApplicationShutdown {
       return null;
     }
 
-    const leasePart = kind === 'lease' ? `,"leases":${leases}` : '';
-    const data = Buffer.from(`${this.ownerPrefix},"since":"${new Date().toISOString()}"${leasePart}}`);
+    const data = kind === 'lease' ? this.ownerData(`,"leases":${leases}`) : this.ownerData();
     const request = {
       dir: path,
       data,
@@ -433,6 +431,24 @@ export class LockService implements BeforeApplicationShutdown {
       throw error;
     }
   }
+
+  /**
+   * The data written into our node: owner, and `since` to the second. Without `extra`, the
+   * buffer is shared by the acquisitions of one second (the hot path makes no new one).
+   */
+  private ownerData(extra = ''): Buffer {
+    const second = Math.floor(Date.now() / 1000);
+    if (extra === '' && second === this.cachedSecond) return this.cachedData!;
+    const since = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
+    const data = Buffer.from(`${this.ownerPrefix},"since":"${since}"${extra}}`);
+    if (extra === '') {
+      this.cachedSecond = second;
+      this.cachedData = data;
+    }
+    return data;
+  }
+  private cachedSecond = -1;
+  private cachedData: Buffer | undefined;
 
   /** Someone listens: build events (the hot path skips them otherwise). */
   private observed(): boolean {

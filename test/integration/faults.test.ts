@@ -13,7 +13,7 @@ import {
   type ZkConnectionEvent,
 } from '../../lib/index.js';
 import { closeLockClients, lockClient, childrenOf } from '../fixtures/lock-clients.js';
-import { startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
+import { delay, startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
 const proxies: TcpProxy[] = [];
@@ -133,6 +133,31 @@ describe('session expiry while holding', () => {
     const again = await a.locks.acquire('/locks/expiry', { timeout: 5_000 });
     expect(again.fencingToken).toBeGreaterThan(next.fencingToken);
     await again.release();
+  });
+});
+
+describe('request deadlines', () => {
+  it('each request in flight fails with OPERATION_TIMEOUT at its own deadline; late replies are ignored', async () => {
+    const proxy = await proxied();
+    const { connection } = await lockClient(proxy.connectString, { sessionTimeout: 4_000, operationTimeout: 400 });
+    proxy.pause('down'); // the server answers, the answers are held back
+    const started = performance.now();
+    const failedAt = (promise: Promise<unknown>) =>
+      promise.then(
+        () => ({ code: 'none', at: performance.now() - started }),
+        (error: { zkCode?: string }) => ({ code: error.zkCode, at: performance.now() - started }),
+      );
+    const first = failedAt(connection.getChildren('/'));
+    await delay(150); // spacing the two deadlines apart (what is measured), not waiting for an event
+    const second = failedAt(connection.exists('/'));
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.code).toBe('OPERATION_TIMEOUT');
+    expect(b.code).toBe('OPERATION_TIMEOUT');
+    expect(a.at).toBeGreaterThanOrEqual(399);
+    expect(b.at).toBeGreaterThanOrEqual(549); // its own deadline, not the first one's
+    expect(b.at - a.at).toBeGreaterThanOrEqual(100);
+    proxy.resume('down'); // the late replies arrive and are dropped
+    expect((await connection.getChildren('/')).children).toContain('zookeeper');
   });
 });
 
