@@ -1,5 +1,5 @@
 import { createParamDecorator } from '@nestjs/common';
-import { heldInContext, innermostInContext } from '../lock/lock-context.js';
+import { anyHeldInContext, innermostInContext } from '../lock/lock-context.js';
 import { validateLockPath } from '../lock/lock-path.js';
 
 /**
@@ -12,5 +12,5 @@ import { validateLockPath } from '../lock/lock-path.js';
  */
 // The explicit type keeps Nest 12's own decorator types out of our declarations (Nest 11 lacks them).
 export const CurrentLock: (path?: string) => ParameterDecorator = createParamDecorator((path: string | undefined) =>
-  path === undefined ? innermostInContext() : heldInContext(validateLockPath(path)),
+  path === undefined ? innermostInContext() : anyHeldInContext(validateLockPath(path)),
 );
