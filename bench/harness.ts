@@ -9,7 +9,7 @@ import { delay, nowUs, Samples } from './stats.js';
 export const WARMUP_CYCLES = 200;
 export const WARMUP_MS = 2_000;
 /** A warm-up that has not reached its cycles by then goes on to the measurement anyway. */
-const WARMUP_MAX_MS = 30_000;
+export const WARMUP_MAX_MS = 30_000;
 /** Sessions connecting at the same time. */
 const CONNECT_CONCURRENCY = 32;
 
@@ -101,8 +101,10 @@ export async function runTimed<T>(options: {
   iteration: (loop: number, measuring: boolean) => Promise<void>;
   counters: () => Promise<T>;
   warmedUp?: () => boolean;
+  /** Called as the measured part starts (after the first reading of the counters). */
+  onMeasure?: () => void;
 }): Promise<{ elapsedUs: number; before: T; after: T }> {
-  const { loops, seconds, iteration, counters, warmedUp = () => true } = options;
+  const { loops, seconds, iteration, counters, warmedUp = () => true, onMeasure } = options;
   let phase: Phase = 'warmup';
   let warmIterations = 0;
   let parked = 0;
@@ -160,6 +162,7 @@ export async function runTimed<T>(options: {
     await Promise.race([parkedAll, failed]);
     const before = await counters();
     phase = 'measure';
+    onMeasure?.();
     const start = nowUs();
     resume();
     await Promise.race([delay(seconds * 1_000), failed]);

@@ -4,7 +4,9 @@
  * --json FILE), a table and the ratios on stderr, the chart in docs/benchmarks.svg (--svg FILE).
  *
  * Runs as bench/dist/bench/main.js, built and started by scripts/bench.sh (node --expose-gc).
- * Exit status: 0, or 1 when a run failed or a w2 point saw overlapping holders, 2 for bad arguments.
+ * Exit status: 0, or 1 when a run failed or an invariant did not hold (see `failures`: overlapping
+ * holders in w2, w2c, rw, sem or multi; readers never together in rw; not exactly 3 semaphore
+ * holders at most; a multi-lock deadlock), 2 for bad arguments.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,8 +16,20 @@ import { Logger } from '@nestjs/common';
 import { DEFAULTS, parseBenchArgs, USAGE, UsageError, type BenchArgs } from './args.js';
 import { closeSessions, openSessions, removeEmptyTree } from './harness.js';
 import { StderrLogger } from './logger.js';
-import { ratios, ratiosText, table } from './report.js';
+import { failures, ratios, ratiosText, table } from './report.js';
 import { openServer, type BenchServer } from './server.js';
+import {
+  multi,
+  MULTI_CLIENTS,
+  MULTI_PATHS,
+  RW_READERS,
+  RW_WRITERS,
+  rw,
+  sem,
+  SEM_CLIENTS,
+  SEM_HOLD_MS,
+  SEM_LEASES,
+} from './kinds.js';
 import { renderChart } from './svg.js';
 import { BENCH_ROOT, floorAndW1, http, mem, w2, w3, type BenchContext, type BenchLine } from './workloads.js';
 
@@ -105,6 +119,24 @@ async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
       case 'http':
         await step(`http: ${args.cycles} requests to each route`, () => http(ctx));
         break;
+      case 'rw':
+        await step(
+          `rw: ${RW_READERS} reader and ${RW_WRITERS} writer sessions on one read/write lock for ${args.seconds} s`,
+          () => rw(ctx),
+        );
+        break;
+      case 'sem':
+        await step(
+          `sem: ${SEM_CLIENTS} sessions on a semaphore of ${SEM_LEASES} leases (each held ${SEM_HOLD_MS} ms) for ${args.seconds} s`,
+          () => sem(ctx),
+        );
+        break;
+      case 'multi':
+        await step(
+          `multi: ${MULTI_CLIENTS} sessions, each acquireAll of 2 of ${MULTI_PATHS} paths, for ${args.seconds} s`,
+          () => multi(ctx),
+        );
+        break;
     }
   }
   return lines;
@@ -154,7 +186,7 @@ async function main(): Promise<number> {
     await cleanUp(server);
     const seconds = (Date.now() - started) / 1000;
 
-    err('\nResults (times in microseconds; w2: time from asking to holding):');
+    err('\nResults (times in microseconds; w2, w2c, rw, sem, multi: the wait from asking to holding):');
     err(table(lines));
     err('\nRatios:');
     err(ratiosText(ratios(lines)));
@@ -167,15 +199,9 @@ async function main(): Promise<number> {
     }
     err(`Total: ${seconds.toFixed(1)} s`);
 
-    const overlapping = lines.filter(
-      (line) => (line.workload === 'w2' || line.workload === 'w2c') && line.overlaps > 0,
-    );
-    if (overlapping.length > 0) {
-      err(
-        `FAIL: overlapping holders in w2 at ${overlapping.map((l) => (l.workload === 'w2' || l.workload === 'w2c' ? `${l.workload} ${l.clients}` : 0)).join(', ')} clients`,
-      );
-      return 1;
-    }
+    const failed = failures(lines);
+    for (const failure of failed) err(`FAIL: ${failure}`);
+    if (failed.length > 0) return 1;
     return 0;
   } finally {
     await stop();

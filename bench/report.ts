@@ -69,8 +69,87 @@ function row(line: BenchLine): string[] {
         fixed(line.requests_per_op, 3),
         `plain p50 ${int(line.plain_p50_us)} us, overhead p50 ${int(line.overhead_p50_us)} us`,
       ];
+    case 'rw':
+      return [
+        'rw',
+        String(line.clients),
+        int(line.acquisitions),
+        `wait ${int(line.wait_p50_us)}`,
+        `wait ${int(line.wait_p99_us)}`,
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        `reads ${int(line.reads)}, writes ${int(line.writes)}, overlaps ${line.overlaps}, ` +
+          `max readers inside ${line.max_readers_inside}, watch events/acq ${fixed(line.watch_events_per_acq, 3)}, ` +
+          `per woken waiter ${fixed(line.wakeups_per_waiter_woken, 3)}`,
+      ];
+    case 'sem':
+      return [
+        'sem',
+        String(line.clients),
+        int(line.acquisitions),
+        `wait ${int(line.wait_p50_us)}`,
+        `wait ${int(line.wait_p99_us)}`,
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        `${line.leases} leases, hold ${line.hold_ms} ms, overlaps ${line.overlaps}, max inside ${line.max_inside}, ` +
+          `watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
+      ];
+    case 'multi':
+      return [
+        'multi',
+        String(line.clients),
+        int(line.acquisitions),
+        `wait ${int(line.wait_p50_us)}`,
+        `wait ${int(line.wait_p99_us)}`,
+        int(line.per_s),
+        fixed(line.requests_per_op, 3),
+        `2 of ${line.paths} paths, overlaps ${line.overlaps}, deadlocks ${line.deadlocks}, ` +
+          `watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
+      ];
   }
   throw new Error(`unknown line ${JSON.stringify(line)}`);
+}
+
+/**
+ * The invariants of one run that did not hold (empty when all did): holders overlapping in w2,
+ * w2c, rw, sem or multi; rw's readers never inside together; sem not reaching exactly its leases
+ * at most; a multi-lock loop not finished by its deadline.
+ */
+export function failures(lines: BenchLine[]): string[] {
+  const failed: string[] = [];
+  for (const line of lines) {
+    switch (line.workload) {
+      case 'w2':
+      case 'w2c':
+        if (line.overlaps > 0) {
+          failed.push(`${line.overlaps} overlapping holder(s) in ${line.workload} at ${line.clients} clients`);
+        }
+        break;
+      case 'rw':
+        if (line.overlaps > 0)
+          failed.push(`${line.overlaps} overlap(s) in rw (a reader with a writer, or two writers)`);
+        if (line.max_readers_inside < 2) {
+          failed.push(`rw: at most ${line.max_readers_inside} reader(s) inside at once (readers must share the lock)`);
+        }
+        break;
+      case 'sem':
+        if (line.overlaps > 0 || line.max_inside > line.leases) {
+          failed.push(
+            `sem: ${line.max_inside} holders inside at once (${line.overlaps} time(s) more than ${line.leases} leases)`,
+          );
+        } else if (line.max_inside < line.leases) {
+          failed.push(`sem: never more than ${line.max_inside} of ${line.leases} leases held at once`);
+        }
+        break;
+      case 'multi':
+        if (line.overlaps > 0) failed.push(`${line.overlaps} overlap(s) on a path in multi`);
+        if (line.deadlocks > 0) failed.push(`multi: ${line.deadlocks} session(s) still waiting at the deadline`);
+        break;
+      default:
+        break;
+    }
+  }
+  return failed;
 }
 
 /** The table: one row per JSON line (times in µs). */

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { NestFactory } from '@nestjs/core';
 import { lockPathFor } from '../lib/index.js';
 import type { BenchArgs } from './args.js';
+import type { KindsLine } from './kinds.js';
 import {
   closeSessions,
   notifications,
@@ -82,7 +83,8 @@ export interface HttpLine {
   requests_per_op: number;
 }
 
-export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine;
+/** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts. */
+export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine;
 
 export interface BenchContext {
   server: BenchServer;
@@ -91,8 +93,8 @@ export interface BenchContext {
   note(text: string): void;
 }
 
-const perSecond = (count: number, elapsedUs: number) => round(count / (elapsedUs / 1e6), 1);
-const perOp = (requests: number, ops: number) => round(ops > 0 ? requests / ops : Number.NaN, 3);
+export const perSecond = (count: number, elapsedUs: number) => round(count / (elapsedUs / 1e6), 1);
+export const perOp = (requests: number, ops: number) => round(ops > 0 ? requests / ops : Number.NaN, 3);
 
 // ---- floor and w1 ----
 

@@ -10,10 +10,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KindsLine } from '../../bench/kinds.js';
+import { failures } from '../../bench/report.js';
 import { startZooKeeper, type ZkServer } from '../support/index.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Build (TS7: seconds) + four workloads with their 2 s warm-ups, on a busy 2-core machine. */
+/** Build (TS7: seconds) + up to five workloads with their 2 s warm-ups, on a busy 2-core machine. */
 const RUN_TIMEOUT = 120_000;
 
 /** BENCH.md's fields per workload, plus requests_per_op on every one. */
@@ -38,6 +40,49 @@ const FIELDS: Record<string, string[]> = {
     'heap_end_bytes',
     'server_watches_after',
     'leftover_nodes',
+    'requests_per_op',
+  ],
+  // The lock kinds (not in BENCH.md).
+  rw: [
+    'workload',
+    'clients',
+    'acquisitions',
+    'reads',
+    'writes',
+    'per_s',
+    'wait_p50_us',
+    'wait_p99_us',
+    'overlaps',
+    'max_readers_inside',
+    'watch_events_per_acq',
+    'wakeups_per_waiter_woken',
+    'requests_per_op',
+  ],
+  sem: [
+    'workload',
+    'clients',
+    'leases',
+    'hold_ms',
+    'acquisitions',
+    'per_s',
+    'wait_p50_us',
+    'wait_p99_us',
+    'overlaps',
+    'max_inside',
+    'watch_events_per_acq',
+    'requests_per_op',
+  ],
+  multi: [
+    'workload',
+    'clients',
+    'paths',
+    'acquisitions',
+    'per_s',
+    'wait_p50_us',
+    'wait_p99_us',
+    'overlaps',
+    'deadlocks',
+    'watch_events_per_acq',
     'requests_per_op',
   ],
 };
@@ -154,11 +199,110 @@ describe('benchmark (scripts/bench.sh)', () => {
   );
 
   it(
+    'rw, sem and multi: their fields, no overlaps, readers together, exactly 3 semaphore holders at most, no deadlock',
+    async () => {
+      const run = await runBench([
+        '--connect',
+        zk.connectString,
+        '--workload',
+        'rw,sem,multi',
+        '--seconds',
+        '1',
+        '--no-svg',
+      ]);
+      expect(run).toMatchObject({ code: 0 }); // shows the output when not
+      expect(run.stderr).not.toMatch(/FAIL/);
+
+      const lines = run.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.map((line) => line['workload'])).toEqual(['rw', 'sem', 'multi']);
+      expect(lines.map((line) => Object.keys(line))).toEqual([FIELDS.rw, FIELDS.sem, FIELDS.multi]);
+      const notNumbers = lines.flatMap((line) =>
+        Object.entries(line)
+          .filter(([key, value]) => key !== 'workload' && !Number.isFinite(value))
+          .map(([key, value]) => `${String(line['workload'])}.${key}: ${String(value)}`),
+      );
+      expect(notNumbers).toEqual([]);
+      const [rw, sem, multi] = lines;
+      expect(rw).toMatchObject({ clients: 10, overlaps: 0 });
+      expect(rw['max_readers_inside']).toBeGreaterThanOrEqual(2);
+      expect(rw['reads']).toBeGreaterThan(0);
+      expect(rw['writes']).toBeGreaterThan(0);
+      expect(Number(rw['reads']) + Number(rw['writes'])).toBe(rw['acquisitions']);
+      expect(sem).toMatchObject({ clients: 10, leases: 3, overlaps: 0, max_inside: 3 });
+      expect(sem['acquisitions']).toBeGreaterThan(0);
+      expect(multi).toMatchObject({ clients: 4, paths: 4, overlaps: 0, deadlocks: 0 });
+      expect(multi['acquisitions']).toBeGreaterThan(0);
+    },
+    RUN_TIMEOUT,
+  );
+
+  it('fails the run (exit code 1) on each broken invariant of the lock kinds', () => {
+    const rw: KindsLine = {
+      workload: 'rw',
+      clients: 10,
+      acquisitions: 10,
+      reads: 8,
+      writes: 2,
+      per_s: 1,
+      wait_p50_us: 1,
+      wait_p99_us: 1,
+      overlaps: 0,
+      max_readers_inside: 2,
+      watch_events_per_acq: 1,
+      wakeups_per_waiter_woken: 1,
+      requests_per_op: 5,
+    };
+    const sem: KindsLine = {
+      workload: 'sem',
+      clients: 10,
+      leases: 3,
+      hold_ms: 10,
+      acquisitions: 10,
+      per_s: 1,
+      wait_p50_us: 1,
+      wait_p99_us: 1,
+      overlaps: 0,
+      max_inside: 3,
+      watch_events_per_acq: 1,
+      requests_per_op: 10,
+    };
+    const multi: KindsLine = {
+      workload: 'multi',
+      clients: 4,
+      paths: 4,
+      acquisitions: 10,
+      per_s: 1,
+      wait_p50_us: 1,
+      wait_p99_us: 1,
+      overlaps: 0,
+      deadlocks: 0,
+      watch_events_per_acq: 1,
+      requests_per_op: 8,
+    };
+    expect(failures([rw, sem, multi])).toEqual([]);
+    expect(failures([{ ...rw, overlaps: 1 }])).toEqual(['1 overlap(s) in rw (a reader with a writer, or two writers)']);
+    expect(failures([{ ...rw, max_readers_inside: 1 }])).toEqual([
+      'rw: at most 1 reader(s) inside at once (readers must share the lock)',
+    ]);
+    expect(failures([{ ...sem, overlaps: 2, max_inside: 4 }])).toEqual([
+      'sem: 4 holders inside at once (2 time(s) more than 3 leases)',
+    ]);
+    expect(failures([{ ...sem, max_inside: 2 }])).toEqual(['sem: never more than 2 of 3 leases held at once']);
+    expect(failures([{ ...multi, overlaps: 1, deadlocks: 2 }])).toEqual([
+      '1 overlap(s) on a path in multi',
+      'multi: 2 session(s) still waiting at the deadline',
+    ]);
+  });
+
+  it(
     'rejects a bad argument naming the value and the rule (exit code 2)',
     async () => {
       const run = await runBench(['--connect', zk.connectString, '--workload', 'w9']);
       expect(run).toMatchObject({ code: 2, stdout: '' });
-      expect(run.stderr).toMatch(/--workload "w9": must be one of floor, w1, w2, w2c, w3, mem, http/);
+      expect(run.stderr).toMatch(/--workload "w9": must be one of floor, w1, w2, w2c, w3, mem, http, rw, sem, multi/);
     },
     RUN_TIMEOUT,
   );
