@@ -4,7 +4,7 @@
  * costs a request.
  */
 import 'reflect-metadata';
-import { Controller, Get, Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { DistributedLock, ZkLockModule } from '../lib/index.js';
 
 export const HTTP_LOCK_PATH = '/bench/http';
@@ -23,6 +23,20 @@ export class BenchController {
   plain(): { served: number } {
     return { served: ++this.served };
   }
+}
+
+/** The nest workload's service: w1's empty critical section behind @DistributedLock, called directly (no HTTP). */
+@Injectable()
+export class NestBenchService {
+  @DistributedLock('/bench/nest')
+  async locked(): Promise<void> {}
+}
+
+/** The nest workload's module: the service, and the library with its defaults. */
+export function nestBenchModule(connectionString: string): new () => object {
+  @Module({ imports: [ZkLockModule.forRoot({ connectionString })], providers: [NestBenchService] })
+  class NestBenchModule {}
+  return NestBenchModule;
 }
 
 /** The application module, connected to `connectionString` with the library's defaults. */

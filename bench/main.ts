@@ -37,6 +37,11 @@ import { BENCH_ROOT, floorAndW1, http, mem, w2, w3, type BenchContext, type Benc
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const err = (line = '') => process.stderr.write(`${line}\n`);
+const CYCLE_TEXT = {
+  floor: 'raw create + getChildren + delete',
+  w1: 'acquire + release',
+  nest: 'a @DistributedLock service method',
+} as const;
 
 /** Deletes what earlier runs left under /bench (empty lock directories), on its own short session. */
 async function cleanUp(server: BenchServer): Promise<number> {
@@ -74,19 +79,18 @@ async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
     err(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   };
 
-  const cycleWorkloads = args.workloads.filter((w): w is 'floor' | 'w1' => w === 'floor' || w === 'w1');
+  const cycleWorkloads = args.workloads.filter(
+    (w): w is 'floor' | 'w1' | 'nest' => w === 'floor' || w === 'w1' || w === 'nest',
+  );
   for (const workload of args.workloads) {
     switch (workload) {
       case 'floor':
       case 'w1':
-        if (workload !== cycleWorkloads[0]) break; // run together with floor
+      case 'nest':
+        if (workload !== cycleWorkloads[0]) break; // run together with the first of them
         await step(
-          cycleWorkloads.length === 2
-            ? `floor (raw create + getChildren + delete) and w1 (acquire + release), ${args.cycles} cycles each, ` +
-                `taking turns in blocks of 50`
-            : workload === 'floor'
-              ? `floor: ${args.cycles} raw create + getChildren + delete`
-              : `w1: ${args.cycles} acquire + release`,
+          `${cycleWorkloads.join(', ')} (${cycleWorkloads.map((w) => CYCLE_TEXT[w]).join('; ')}), ${args.cycles} cycles each` +
+            (cycleWorkloads.length > 1 ? ', taking turns in blocks of 50' : ''),
           () => floorAndW1(ctx, cycleWorkloads),
         );
         break;

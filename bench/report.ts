@@ -11,6 +11,7 @@ function row(line: BenchLine): string[] {
   switch (line.workload) {
     case 'floor':
     case 'w1':
+    case 'nest':
       return [
         line.workload,
         dash,
@@ -180,6 +181,7 @@ const find = <T extends BenchLine>(lines: BenchLine[], test: (line: BenchLine) =
 export function ratios(lines: BenchLine[]): Ratio[] {
   const floor = find(lines, (l): l is CycleLine => l.workload === 'floor');
   const w1 = find(lines, (l): l is CycleLine => l.workload === 'w1');
+  const nest = find(lines, (l): l is CycleLine => l.workload === 'nest');
   const w2At = (clients: number) => find(lines, (l): l is W2Line => l.workload === 'w2' && l.clients === clients);
   const w2at4 = w2At(4);
   const w2at64 = w2At(64);
@@ -213,6 +215,11 @@ export function ratios(lines: BenchLine[]): Ratio[] {
       name: 'mem.heap_end_bytes / heap_start_bytes',
       value: ratio(mem?.heap_end_bytes, mem?.heap_start_bytes),
       detail: `${mem?.heap_end_bytes ?? '?'} / ${mem?.heap_start_bytes ?? '?'} (heap after GC at 100% vs 10% of the cycles)`,
+    },
+    {
+      name: 'nest.p50_us / w1.p50_us',
+      value: ratio(nest?.p50_us, w1?.p50_us),
+      detail: `${nest?.p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (@DistributedLock on a service method vs a bare acquire + release; not in BENCH.md)`,
     },
     {
       name: 'http.overhead_p50_us / w1.p50_us',

@@ -20,7 +20,7 @@ import {
   WARMUP_CYCLES,
   WARMUP_MS,
 } from './harness.js';
-import { httpBenchModule } from './http-app.js';
+import { httpBenchModule, nestBenchModule, NestBenchService } from './http-app.js';
 import { StderrLogger } from './logger.js';
 import { RawZooKeeper } from './raw-client.js';
 import type { BenchServer } from './server.js';
@@ -29,7 +29,8 @@ import { nowUs, round, Samples } from './stats.js';
 export const BENCH_ROOT = '/bench';
 
 export interface CycleLine {
-  workload: 'floor' | 'w1';
+  /** nest: w1's acquire + release through a @DistributedLock service method (no HTTP). */
+  workload: 'floor' | 'w1' | 'nest';
   cycles: number;
   p50_us: number;
   p99_us: number;
@@ -150,14 +151,24 @@ async function openW1(ctx: BenchContext): Promise<CycleWorkload> {
   };
 }
 
+/** nest: a Nest application context (the library's defaults); one call of a @DistributedLock service method per cycle. */
+async function openNest(ctx: BenchContext): Promise<CycleWorkload> {
+  const app = await NestFactory.createApplicationContext(nestBenchModule(ctx.server.connectString), {
+    logger: new StderrLogger(),
+  });
+  const service = app.get(NestBenchService);
+  return { workload: 'nest', cycle: () => service.locked(), close: () => app.close() };
+}
+
 /**
- * floor and/or w1, `cycles` each. When both run they take turns in short blocks (see
+ * floor and/or w1 and/or nest, `cycles` each. When both run they take turns in short blocks (see
  * runInterleaved), so that `w1.p50_us / floor.p50_us` compares like with like.
  */
 export async function floorAndW1(ctx: BenchContext, which: CycleLine['workload'][]): Promise<CycleLine[]> {
   const opened: CycleWorkload[] = [];
   try {
-    for (const workload of which) opened.push(await (workload === 'floor' ? openFloor(ctx) : openW1(ctx)));
+    const open = { floor: openFloor, w1: openW1, nest: openNest };
+    for (const workload of which) opened.push(await open[workload](ctx));
     const runs = await runInterleaved(
       ctx.args.cycles,
       opened.map((w) => w.cycle),
