@@ -307,7 +307,9 @@ describe('benchmark (scripts/bench.sh)', () => {
     async () => {
       const run = await runBench(['--connect', zk.connectString, '--workload', 'w9']);
       expect(run).toMatchObject({ code: 2, stdout: '' });
-      expect(run.stderr).toMatch(/--workload "w9": must be one of floor, w1, nest, w2, w2c, w3, mem, http, rw, sem, multi/);
+      expect(run.stderr).toMatch(
+        /--workload "w9": must be one of floor, w1, nest, w2, w2c, w3, mem, http, rw, sem, multi/,
+      );
     },
     RUN_TIMEOUT,
   );
