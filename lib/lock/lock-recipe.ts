@@ -72,6 +72,77 @@ export function lockQueue(children: string[], kinds: readonly NodeKind[] = QUEUE
 }
 const QUEUE_KINDS: readonly NodeKind[] = ['write', 'read'];
 
+/**
+ * Kind and sequence of a node name without a regex or an allocation, for the scan a waiter makes
+ * of the whole queue on every wake-up. Sets {@link scannedKind} and returns the sequence, or NaN
+ * when the name is not a lock node. Unusual names (negative sequences after the server's counter
+ * wrapped) take the regex.
+ */
+function scan(name: string): number {
+  const n = name.length;
+  if (n >= 15) {
+    let sequence = 0;
+    let i = n - 10;
+    for (; i < n; i += 1) {
+      const digit = name.charCodeAt(i) - 48;
+      if (digit < 0 || digit > 9) break;
+      sequence = sequence * 10 + digit;
+    }
+    if (i === n) {
+      const before = name.charCodeAt(n - 11);
+      if (before === 45 /* - */ && name.charCodeAt(n - 12) !== 45) {
+        if (name.endsWith('lock', n - 11)) return ((scannedKind = 'write'), sequence);
+        if (name.endsWith('lease', n - 11)) return ((scannedKind = 'lease'), sequence);
+      } else if (before === 95 /* _ */) {
+        if (name.endsWith('__READ_', n - 11)) return ((scannedKind = 'read'), sequence);
+        if (name.endsWith('__WRIT_', n - 11)) return ((scannedKind = 'write'), sequence);
+      }
+    }
+  }
+  const node = parseNode(name);
+  if (!node) return Number.NaN;
+  scannedKind = node.kind;
+  return node.sequence;
+}
+let scannedKind: NodeKind = 'write';
+
+/**
+ * Where our node `ours` stands in a listing of its read/write lock directory, in one pass (no
+ * sort: the listing is as long as the queue, and a waiter reads it on every wake-up): whether
+ * it is there, the node that blocks it (as {@link blockerOf} on the sorted queue), and nodes of
+ * an earlier attempt of ours (`prefix`) to delete.
+ */
+export function positionOf(
+  children: readonly string[],
+  ours: string,
+  prefix: string,
+): { present: boolean; blocker: string | undefined; orphans: string[] } {
+  const mine = scan(ours);
+  const readOnlyWrites = scannedKind === 'read';
+  let present = false;
+  let blocker: string | undefined;
+  let blockerSequence = -Infinity;
+  const orphans: string[] = [];
+  for (const name of children) {
+    if (name === ours) {
+      present = true;
+      continue;
+    }
+    const sequence = scan(name);
+    if (Number.isNaN(sequence) || scannedKind === 'lease') continue;
+    if (name.startsWith(prefix)) {
+      orphans.push(name);
+      continue;
+    }
+    if (sequence >= mine || (readOnlyWrites && scannedKind !== 'write')) continue;
+    if (sequence > blockerSequence) {
+      blocker = name;
+      blockerSequence = sequence;
+    }
+  }
+  return { present, blocker, orphans };
+}
+
 /** Names of the read/write lock nodes of a listing, in queue order. */
 export function sortLockNodes(children: string[]): string[] {
   return lockQueue(children).map((node) => node.name);
@@ -175,19 +246,16 @@ export async function acquireLock(port: ZkPort, request: AcquireRequest): Promis
         }
         throw error;
       }
-      const queue = lockQueue(listing.children);
-      const name = ours.name;
-      const index = queue.findIndex((node) => node.name === name);
-      removeOrphans(port, dir, queue, prefix, ours.name);
-      if (index === -1) {
+      const { present, blocker, orphans } = positionOf(listing.children, ours.name, prefix);
+      for (const orphan of orphans) void port.remove(`${dir}/${orphan}`).catch(() => undefined);
+      if (!present) {
         // Our node is gone: the session ended, or someone deleted it. Queue again.
         ours = undefined;
         continue;
       }
-      const blocker = blockerOf(queue, index);
       if (!blocker) {
         if (ours.session.ended.aborted) continue;
-        const sequence = queue[index].sequence;
+        const sequence = sequenceOf(ours.name);
         const acquired = {
           node: `${dir}/${ours.name}`,
           sequence,
@@ -198,7 +266,7 @@ export async function acquireLock(port: ZkPort, request: AcquireRequest): Promis
         return acquired;
       }
       if (!request.wait) return null;
-      await waitForChange(port, `${dir}/${blocker.name}`, deadline, signal, session);
+      await waitForChange(port, `${dir}/${blocker}`, deadline, signal, session);
     }
   } finally {
     if (ours) await deleteNode(port, `${dir}/${ours.name}`, ours.session);
