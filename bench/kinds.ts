@@ -117,6 +117,7 @@ export async function rw(ctx: BenchContext): Promise<RwLine> {
   const sessions = await openSessions(ctx.server.connectString, clients, sessionOptions);
   try {
     const state = { readers: 0, writers: 0, overlaps: 0, maxReaders: 0 };
+    const readersMeet = gathering(2);
     const waits = new Samples();
     const perKind = {
       read: { count: 0, waits: new Samples(), notifications: 0, woken: 0 },
@@ -128,6 +129,7 @@ export async function rw(ctx: BenchContext): Promise<RwLine> {
       iteration: async (i, measuring) => {
         const mode = i < RW_READERS ? 'read' : 'write';
         const { connection, locks } = sessions[i];
+        if (mode === 'write') await readersMeet.met; // writers join once two readers were seen together
         const heard = connection.stats().notifications;
         const asked = nowUs();
         const lock = await locks.acquire(path, { mode });
@@ -137,6 +139,7 @@ export async function rw(ctx: BenchContext): Promise<RwLine> {
           if (state.writers > 0) state.overlaps += 1;
           state.readers += 1;
           state.maxReaders = Math.max(state.maxReaders, state.readers);
+          await readersMeet.arrive();
         } else {
           if (state.writers > 0 || state.readers > 0) state.overlaps += 1;
           state.writers += 1;
@@ -186,6 +189,28 @@ export async function rw(ctx: BenchContext): Promise<RwLine> {
   }
 }
 
+/**
+ * The first `count` callers wait for each other (up to 5 s), later callers pass at once: so that
+ * "N holders at once" (max_readers_inside, max_inside) is shown however loaded the machine is,
+ * instead of depending on acquisitions landing within one hold. A lock that admits fewer than N
+ * keeps them from meeting, and the max-inside count still shows it. Costs the run's first
+ * acquisitions a moment, nothing after.
+ */
+function gathering(count: number): { arrive(): Promise<void>; met: Promise<void> } {
+  let arrived = 0;
+  let meet!: () => void;
+  const met = new Promise<void>((resolve) => (meet = resolve));
+  const arrive = async () => {
+    if (arrived >= count) return;
+    arrived += 1;
+    if (arrived === count) return meet();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([met, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+    clearTimeout(timer);
+  };
+  return { arrive, met };
+}
+
 // ---- sem ----
 
 /**
@@ -199,6 +224,7 @@ export async function sem(ctx: BenchContext): Promise<SemLine> {
   const sessions = await openSessions(ctx.server.connectString, SEM_CLIENTS, sessionOptions);
   try {
     const state = { inside: 0, overlaps: 0, maxInside: 0 };
+    const holdersMeet = gathering(SEM_LEASES);
     const waits = new Samples();
     /** Measured acquisitions by notifications received during their acquire: 0, 1, 2, 3 or more. */
     const wokenTimes = [0, 0, 0, 0];
@@ -215,6 +241,7 @@ export async function sem(ctx: BenchContext): Promise<SemLine> {
         if (state.inside >= SEM_LEASES) state.overlaps += 1;
         state.inside += 1;
         state.maxInside = Math.max(state.maxInside, state.inside);
+        await holdersMeet.arrive();
         await delay(SEM_HOLD_MS);
         state.inside -= 1;
         await lease.release();

@@ -7,7 +7,7 @@ import { Controller, Get, Injectable, Module, type INestApplication } from '@nes
 import { NestFactory } from '@nestjs/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CurrentLock, DistributedLock, LockService, ZkLockModule, type LockHandle } from '../../lib/index.js';
-import { childrenOf } from '../fixtures/lock-clients.js';
+import { childrenOf, Gathering } from '../fixtures/lock-clients.js';
 import { delay, startZooKeeper, type ZkServer } from '../support/index.js';
 
 /** Shared by every app of the test process: who is inside which critical section. */
@@ -19,6 +19,9 @@ const state = {
   maxLeases: 0,
   accounts: 0,
   violations: [] as string[],
+  /** The first two readers (and lease holders) inside wait for each other: see Gathering. */
+  readersMeet: new Gathering(2),
+  leasesMeet: new Gathering(2),
 };
 
 @Injectable()
@@ -30,6 +33,7 @@ class DocumentService {
     state.readers += 1;
     state.maxReaders = Math.max(state.maxReaders, state.readers);
     if (state.writers > 0) state.violations.push('read during a write');
+    await state.readersMeet.arrive();
     await delay(3); // the work
     state.readers -= 1;
   }
@@ -46,6 +50,7 @@ class DocumentService {
   async pooled(): Promise<void> {
     state.leases += 1;
     state.maxLeases = Math.max(state.maxLeases, state.leases);
+    await state.leasesMeet.arrive();
     await delay(3); // the work
     state.leases -= 1;
   }
@@ -107,6 +112,7 @@ describe('@DistributedLock kinds', () => {
           for (let i = 0; i < 4; i += 1) await service.read();
         }),
         (async () => {
+          await state.readersMeet.met; // writers join once two readers were seen together
           for (let i = 0; i < 4; i += 1) await service.write();
         })(),
       ]),

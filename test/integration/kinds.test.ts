@@ -4,7 +4,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionsError, LockTimeoutError, type LockHandle } from '../../lib/index.js';
-import { closeLockClients, childrenOf, lockClient, lockClients, type LockClient } from '../fixtures/lock-clients.js';
+import {
+  closeLockClients,
+  childrenOf,
+  Gathering,
+  lockClient,
+  lockClients,
+  type LockClient,
+} from '../fixtures/lock-clients.js';
 import { delay, startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
@@ -60,15 +67,18 @@ describe('read/write locks', () => {
     const clients = await lockClients(10, server.connectString);
     const monitor = new ReadWriteMonitor();
     const counts = { read: 0, write: 0 };
+    const readersMeet = new Gathering(2); // the first two readers inside wait for each other
     await Promise.all(
       clients.map(async ({ locks }, index) => {
         const kind = index < 8 ? 'read' : 'write';
+        if (kind === 'write') await readersMeet.met; // then the writers join in
         for (let i = 0; i < 12; i += 1) {
           await locks.withLock(
             '/locks/rw',
             async (lock) => {
               expect(lock.kind).toBe(kind);
               monitor.enter(kind);
+              if (kind === 'read') await readersMeet.arrive();
               await delay(kind === 'read' ? 4 : 2); // the critical section's work
               monitor.exit(kind);
               counts[kind] += 1;
@@ -178,6 +188,7 @@ describe('semaphore (leases)', () => {
     let inside = 0;
     let maxInside = 0;
     let entries = 0;
+    const threeMeet = new Gathering(3); // the first three holders wait for each other
     await Promise.all(
       clients.map(async ({ locks }) => {
         for (let i = 0; i < 6; i += 1) {
@@ -188,6 +199,7 @@ describe('semaphore (leases)', () => {
               inside += 1;
               entries += 1;
               maxInside = Math.max(maxInside, inside);
+              await threeMeet.arrive();
               await delay(5); // the critical section's work
               inside -= 1;
             },
