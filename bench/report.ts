@@ -45,7 +45,7 @@ function row(line: BenchLine): string[] {
         fixed(line.requests_per_op, 3),
         line.keys === undefined
           ? ''
-          : `${int(line.keys)} keys, ${int(line.leftover_dirs ?? Number.NaN)} dirs left (deleted)`,
+          : `${int(line.keys)} keys, ${int(line.leftover_dirs ?? Number.NaN)} dirs left after ${int(line.reclaim_ms ?? Number.NaN)} ms`,
       ];
     case 'mem':
       return [

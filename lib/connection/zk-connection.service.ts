@@ -164,7 +164,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     for (const segment of path.slice(1).split('/')) {
       current += `/${segment}`;
       try {
-        await adapter.create(current, Buffer.alloc(0), 'persistent');
+        await adapter.createContainer(current);
       } catch (error) {
         if ((error as { zkCode?: string }).zkCode !== 'NODE_EXISTS') throw error;
       }

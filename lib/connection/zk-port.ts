@@ -43,7 +43,11 @@ export interface ZkPort {
   /** The current session, or the next one; rejects when `signal` aborts or the connection is closed. */
   waitForSession(signal?: AbortSignal): Promise<ZkSession>;
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string>;
-  /** Creates the persistent path and any missing parents; existing nodes are fine. */
+  /**
+   * Creates the path and any missing parents as CONTAINER nodes (the server deletes them once
+   * they have had children and have none left; persistent nodes on servers without containers);
+   * existing nodes are fine.
+   */
   ensurePath(path: string): Promise<void>;
   remove(path: string, version?: number): Promise<void>;
   getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }>;

@@ -44,6 +44,7 @@ interface RawConnectionManager {
   connectTimeoutHandler?: NodeJS.Timeout;
   watcherManager: { dataWatchers: Record<string, EventEmitter | undefined> };
   packetQueue: { push(packet: RawPacket): void };
+  queue(request: unknown, callback: (error: RawException | null, response?: unknown) => void): void;
 }
 interface RawClient extends EventEmitter {
   connect(): void;
@@ -65,8 +66,22 @@ interface RawModule {
   ACL: new (perms: number, id: unknown) => unknown;
   Id: new (scheme: string, id: string) => unknown;
 }
+/** The client's protocol records, for the one request it cannot make itself (createContainer). */
+interface RawJute {
+  OP_CODES: { CREATE: number };
+  Request: new (header: unknown, payload: unknown) => unknown;
+  protocol: {
+    RequestHeader: new () => {
+      type: number;
+      serialize(buffer: Buffer, offset: number): number;
+    };
+    CreateRequest: new () => { path: string; data: Buffer; acl: unknown[]; flags: number };
+  };
+}
 // Loaded with require: the package is CommonJS and ships no types (the ones above are ours).
-const zk = createRequire(import.meta.url)('node-zookeeper-client') as RawModule;
+const load = createRequire(import.meta.url);
+const zk = load('node-zookeeper-client') as RawModule;
+const jute = load('node-zookeeper-client/lib/jute') as RawJute;
 
 // ---- constants of the protocol ----
 
@@ -82,8 +97,11 @@ const ERROR_CODES: Record<number, ZkErrorCode> = {
   [-4]: 'CONNECTION_LOSS',
   [-112]: 'SESSION_EXPIRED',
   [-7]: 'OPERATION_TIMEOUT',
+  [-6]: 'UNIMPLEMENTED',
 };
 const OP_REMOVE_WATCHES = 18;
+const OP_CREATE_CONTAINER = 19;
+const CONTAINER_FLAGS = 4;
 const OP_DELETE = 2;
 const WATCHER_TYPE_DATA = 2;
 
@@ -130,6 +148,8 @@ export class ZooKeeperClientAdapter {
   private readonly watches = new Map<string, PathWatch>();
   private livenessTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** False once the server said it has no containers: lock directories are persistent then. */
+  private containers = true;
   private connected = false;
   /** When we last received bytes from a server (ms since epoch). */
   lastHeard = 0;
@@ -219,6 +239,48 @@ export class ZooKeeperClientAdapter {
       (cb: Callback<[string]>) => this.client.create(path, data, this.acl, CREATE_MODES[mode], cb),
       ([created]) => created,
     );
+  }
+
+  /**
+   * Creates a CONTAINER node (ZooKeeper 3.5+): the server deletes it once it has had children and
+   * has none left, so the directories of many short-lived lock keys do not pile up. The client
+   * lacks the request (createContainer, opcode 19): we queue it ourselves with the client's own
+   * CreateRequest record, its header telling the client's reply parser to read a create reply
+   * (createContainer's reply starts with the same path; the Stat after it is left unread). A
+   * server without containers (UNIMPLEMENTED) gets persistent nodes from then on.
+   */
+  async createContainer(path: string): Promise<void> {
+    if (!this.containers) {
+      await this.create(path, Buffer.alloc(0), 'persistent');
+      return;
+    }
+    try {
+      await this.call(
+        'create',
+        path,
+        (cb: Callback<[unknown]>) => {
+          const header = new jute.protocol.RequestHeader();
+          header.type = jute.OP_CODES.CREATE; // how the reply is parsed
+          const serialize = header.serialize.bind(header);
+          header.serialize = (buffer, offset) => {
+            const written = serialize(buffer, offset);
+            buffer.writeInt32BE(OP_CREATE_CONTAINER, offset + 4); // what the server is asked
+            return written;
+          };
+          const payload = new jute.protocol.CreateRequest();
+          payload.path = path;
+          payload.data = Buffer.alloc(0);
+          payload.acl = this.acl.map((entry) => (entry as { toRecord(): unknown }).toRecord());
+          payload.flags = CONTAINER_FLAGS;
+          this.client.connectionManager.queue(new jute.Request(header, payload), cb);
+        },
+        () => undefined,
+      );
+    } catch (error) {
+      if (!(error instanceof ZooKeeperError && error.zkCode === 'UNIMPLEMENTED')) throw error;
+      this.containers = false;
+      await this.create(path, Buffer.alloc(0), 'persistent');
+    }
   }
 
   remove(path: string, version = -1): Promise<void> {

@@ -11,6 +11,8 @@ export type ZkErrorCode =
   | 'CONNECTION_LOSS'
   | 'SESSION_EXPIRED'
   | 'OPERATION_TIMEOUT'
+  /** The server does not know the request (e.g. containers before ZooKeeper 3.5). */
+  | 'UNIMPLEMENTED'
   | 'CLOSED'
   | 'OTHER';
 

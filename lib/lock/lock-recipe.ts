@@ -328,7 +328,8 @@ async function takeLease(
       try {
         listing = await port.getChildren(dir);
       } catch (error) {
-        if (isTransient(error) || isNoNode(error)) continue; // session gone: start over; else try again
+        if (isNoNode(error)) return START_OVER; // the directory went (reclaimed), so did our lease
+        if (isTransient(error)) continue; // session gone: start over (above); else try again
         throw error;
       }
       const leases = lockQueue(listing.children, ['lease']);

@@ -204,6 +204,34 @@ describe('benchmark (scripts/bench.sh)', () => {
   );
 
   it(
+    'w3 over many keys: the server reclaims every lock directory (containers), none is left',
+    async () => {
+      const run = await runBench([
+        '--connect',
+        zk.connectString,
+        '--workload',
+        'w3',
+        '--clients',
+        '2',
+        '--keys',
+        '40',
+        '--seconds',
+        '1',
+        '--no-svg',
+      ]);
+      expect(run).toMatchObject({ code: 0 }); // shows the output when not
+      const lines = run.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.at(-1)).toMatchObject({ workload: 'w3', keys: 40, leftover_dirs: 0 });
+      expect(lines.at(-1)?.['reclaim_ms']).toBeLessThan(30_000);
+      expect(run.stderr).toMatch(/every lock directory reclaimed by the server within \d+ ms/);
+    },
+    RUN_TIMEOUT,
+  );
+
+  it(
     'rw, sem and multi: their fields, no overlaps, readers together, exactly 3 semaphore holders at most, no deadlock',
     async () => {
       const run = await runBench([

@@ -405,3 +405,20 @@ describe('revocation (cooperative)', () => {
     expect(await children('/locks/revoke-sem/leases')).toEqual([]);
   });
 });
+
+describe('lock directories are containers', () => {
+  it('the server deletes a lock directory (and its emptied parents) once its last node is gone', async () => {
+    const { locks, connection } = await lockClient(server.connectString);
+    await locks.withLock('/locks/containers/order/42', () => undefined);
+    await locks.withLock('/locks/containers/pool', () => undefined, { leases: 2 });
+    // (persistent directories would stay: these waits would time out)
+    await waitFor(async () => (await connection.exists('/locks/containers/order')) === null, {
+      message: 'the emptied directories reclaimed by the server',
+    });
+    await waitFor(async () => (await connection.exists('/locks/containers/pool')) === null, {
+      message: 'the semaphore directories reclaimed too',
+    });
+    // and a lock on a reclaimed path works as before
+    await locks.withLock('/locks/containers/order/42', () => undefined);
+  });
+});

@@ -304,6 +304,8 @@ class ZkProcess implements ZkServer {
       '-XX:-UsePerfData', // no /tmp/hsperfdata_* files
       '-Djava.net.preferIPv4Stack=true',
       '-Dzookeeper.root.logger=WARN,CONSOLE',
+      // Empty container nodes (lock directories) are deleted within about a second, not a minute.
+      '-Dznode.container.checkIntervalMs=500',
       `-Dlog4j.configuration=file:${path.join(this.dir, 'log4j.properties')}`,
       `-Dlogback.configurationFile=${path.join(this.dir, 'logback.xml')}`,
       '-cp',
