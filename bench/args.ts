@@ -1,7 +1,20 @@
 /** Command line of the benchmark (pure): see /work/shared/BENCH.md and docs/benchmarks.md. */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['floor', 'w1', 'nest', 'w2', 'w2c', 'w3', 'mem', 'http', 'rw', 'sem', 'multi'] as const;
+export const WORKLOADS = [
+  'floor',
+  'w1',
+  'nest',
+  'idle',
+  'w2',
+  'w2c',
+  'w3',
+  'mem',
+  'http',
+  'rw',
+  'sem',
+  'multi',
+] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const DEFAULTS = {
@@ -27,7 +40,7 @@ Options:
   --clients LIST      sessions for w2, w2c and w3 (default ${DEFAULTS.clients.join(',')})
   --seconds S         measured duration of each w2/w2c/w3 point, and of rw, sem and multi
                       (default ${DEFAULTS.seconds})
-  --cycles N          cycles of floor, w1 and nest, requests per route of http (default ${DEFAULTS.cycles})
+  --cycles N          cycles of floor, w1, nest and idle, requests per route of http (default ${DEFAULTS.cycles})
   --mem-cycles N      acquire/release cycles of mem (default ${DEFAULTS.memCycles})
   --keys N            w3's scale point over N distinct keys, 0 to skip (default ${DEFAULTS.keys})
   --json FILE         also write the JSON lines to FILE
@@ -37,7 +50,8 @@ Options:
 The lock kinds (not in BENCH.md): rw (8 reader + 2 writer sessions on one path), sem (10
 sessions, 3 leases), multi (4 sessions, each acquireAll of 2 of 4 paths); --clients does not
 apply to them. nest (not in BENCH.md either): w1's cycle through a @DistributedLock service
-method of a Nest application context, no HTTP. Each workload warms up (at least 200 cycles and
+method of a Nest application context, no HTTP; idle: floor's raw cycle after 1 ms without
+traffic (not measured), as a request's round trips start. Each workload warms up (at least 200 cycles and
 2 s) before it counts. floor, w1 and nest, when run together, take turns in blocks of 50 cycles
 so that their ratios compare like with like.
 Node must run with --expose-gc for mem (scripts/bench.sh does).`;

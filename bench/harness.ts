@@ -57,6 +57,8 @@ export async function runInterleaved(
   cycles: number,
   workloads: ((measuring: boolean) => Promise<void>)[],
   packets: () => Promise<number>,
+  /** Per workload, something to do before each cycle that is not measured (idle's pause). */
+  pauses: ((() => Promise<void>) | undefined)[] = [],
 ): Promise<InterleavedRun[]> {
   for (const cycle of workloads) {
     const warmStart = Date.now();
@@ -71,12 +73,19 @@ export async function runInterleaved(
     for (const w of order) {
       const run = runs[w];
       const start = nowUs();
+      let paused = 0;
       for (let i = 0; i < size; i++) {
+        const pause = pauses[w];
+        if (pause) {
+          const p0 = nowUs();
+          await pause();
+          paused += nowUs() - p0;
+        }
         const t0 = nowUs();
         await workloads[w](true);
         run.latencies.push(nowUs() - t0);
       }
-      run.elapsedUs += nowUs() - start;
+      run.elapsedUs += nowUs() - start - paused;
       const next = await packets();
       run.requests += next - reading;
       reading = next;

@@ -41,6 +41,7 @@ const CYCLE_TEXT = {
   floor: 'raw create + getChildren + delete',
   w1: 'acquire + release',
   nest: 'a @DistributedLock service method',
+  idle: 'floor after 1 ms idle',
 } as const;
 
 /** Deletes what earlier runs left under /bench (empty lock directories), on its own short session. */
@@ -80,13 +81,14 @@ async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
   };
 
   const cycleWorkloads = args.workloads.filter(
-    (w): w is 'floor' | 'w1' | 'nest' => w === 'floor' || w === 'w1' || w === 'nest',
+    (w): w is 'floor' | 'w1' | 'nest' | 'idle' => w === 'floor' || w === 'w1' || w === 'nest' || w === 'idle',
   );
   for (const workload of args.workloads) {
     switch (workload) {
       case 'floor':
       case 'w1':
       case 'nest':
+      case 'idle':
         if (workload !== cycleWorkloads[0]) break; // run together with the first of them
         await step(
           `${cycleWorkloads.join(', ')} (${cycleWorkloads.map((w) => CYCLE_TEXT[w]).join('; ')}), ${args.cycles} cycles each` +

@@ -12,6 +12,7 @@ function row(line: BenchLine): string[] {
     case 'floor':
     case 'w1':
     case 'nest':
+    case 'idle':
       return [
         line.workload,
         dash,
@@ -182,6 +183,7 @@ export function ratios(lines: BenchLine[]): Ratio[] {
   const floor = find(lines, (l): l is CycleLine => l.workload === 'floor');
   const w1 = find(lines, (l): l is CycleLine => l.workload === 'w1');
   const nest = find(lines, (l): l is CycleLine => l.workload === 'nest');
+  const idle = find(lines, (l): l is CycleLine => l.workload === 'idle');
   const w2At = (clients: number) => find(lines, (l): l is W2Line => l.workload === 'w2' && l.clients === clients);
   const w2at4 = w2At(4);
   const w2at64 = w2At(64);
@@ -220,6 +222,11 @@ export function ratios(lines: BenchLine[]): Ratio[] {
       name: 'nest.p50_us / w1.p50_us',
       value: ratio(nest?.p50_us, w1?.p50_us),
       detail: `${nest?.p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (@DistributedLock on a service method vs a bare acquire + release; not in BENCH.md)`,
+    },
+    {
+      name: 'idle.p50_us / floor.p50_us',
+      value: ratio(idle?.p50_us, floor?.p50_us),
+      detail: `${idle?.p50_us ?? '?'} / ${floor?.p50_us ?? '?'} (the raw protocol's cycle after 1 ms idle, as in a request, vs back to back; not in BENCH.md)`,
     },
     {
       name: 'http.overhead_p50_us / w1.p50_us',

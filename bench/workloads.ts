@@ -29,8 +29,11 @@ import { delay, nowUs, round, Samples } from './stats.js';
 export const BENCH_ROOT = '/bench';
 
 export interface CycleLine {
-  /** nest: w1's acquire + release through a @DistributedLock service method (no HTTP). */
-  workload: 'floor' | 'w1' | 'nest';
+  /**
+   * nest: w1's acquire + release through a @DistributedLock service method (no HTTP). idle:
+   * floor's cycle after 1 ms without traffic (not measured), as a request's round trips start.
+   */
+  workload: 'floor' | 'w1' | 'nest' | 'idle';
   cycles: number;
   p50_us: number;
   p99_us: number;
@@ -113,12 +116,14 @@ function ownerData(): Buffer {
 interface CycleWorkload {
   workload: CycleLine['workload'];
   cycle: () => Promise<void>;
+  /** Done before each cycle, not measured. */
+  pause?: () => Promise<void>;
   close(): Promise<void>;
 }
 
 /** floor: one session, raw client: create EPHEMERAL_SEQUENTIAL + getChildren + delete, the recipe's 3-request floor. */
-async function openFloor(ctx: BenchContext): Promise<CycleWorkload> {
-  const dir = `${BENCH_ROOT}/floor`;
+async function openFloor(ctx: BenchContext, name = 'floor'): Promise<CycleWorkload> {
+  const dir = `${BENCH_ROOT}/${name}`;
   const raw = await RawZooKeeper.connect(ctx.server.connectString);
   try {
     await raw.mkdirp(dir);
@@ -154,6 +159,17 @@ async function openW1(ctx: BenchContext): Promise<CycleWorkload> {
   };
 }
 
+/**
+ * idle: floor's raw cycle, each after a 1 ms pause without traffic (not measured). A Nest request's
+ * lock round trips start after such a pause (the HTTP client's turn); on this kind of machine the
+ * first round trip after idle is slower (the server's thread and ours wake from sleep), which is
+ * part of what http measures beyond w1. Without the library, so that the effect is the platform's.
+ */
+async function openIdle(ctx: BenchContext): Promise<CycleWorkload> {
+  const floor = await openFloor(ctx, 'idle');
+  return { ...floor, workload: 'idle', pause: () => delay(1) };
+}
+
 /** nest: a Nest application context (the library's defaults); one call of a @DistributedLock service method per cycle. */
 async function openNest(ctx: BenchContext): Promise<CycleWorkload> {
   const app = await NestFactory.createApplicationContext(nestBenchModule(ctx.server.connectString), {
@@ -170,12 +186,13 @@ async function openNest(ctx: BenchContext): Promise<CycleWorkload> {
 export async function floorAndW1(ctx: BenchContext, which: CycleLine['workload'][]): Promise<CycleLine[]> {
   const opened: CycleWorkload[] = [];
   try {
-    const open = { floor: openFloor, w1: openW1, nest: openNest };
+    const open = { floor: (c: BenchContext) => openFloor(c), w1: openW1, nest: openNest, idle: openIdle };
     for (const workload of which) opened.push(await open[workload](ctx));
     const runs = await runInterleaved(
       ctx.args.cycles,
       opened.map((w) => w.cycle),
       () => ctx.server.packets(),
+      opened.map((w) => w.pause),
     );
     return opened.map((w, i): CycleLine => {
       const [p50, p99] = runs[i].latencies.percentiles(50, 99);

@@ -148,7 +148,7 @@ describe('benchmark (scripts/bench.sh)', () => {
         '--connect',
         zk.connectString,
         '--workload',
-        'floor,w1,nest,w2,w2c,mem',
+        'floor,w1,nest,idle,w2,w2c,mem',
         '--clients',
         '2',
         '--seconds',
@@ -166,9 +166,10 @@ describe('benchmark (scripts/bench.sh)', () => {
 
       const text = run.stdout.trimEnd().split('\n');
       const lines = text.map((line) => JSON.parse(line) as Record<string, unknown>);
-      expect(lines.map((line) => line['workload'])).toEqual(['floor', 'w1', 'nest', 'w2', 'w2c', 'mem']);
+      expect(lines.map((line) => line['workload'])).toEqual(['floor', 'w1', 'nest', 'idle', 'w2', 'w2c', 'mem']);
       expect(lines.map((line) => Object.keys(line))).toEqual([
         FIELDS.floor,
+        FIELDS.w1,
         FIELDS.w1,
         FIELDS.w1,
         FIELDS.w2,
@@ -181,7 +182,7 @@ describe('benchmark (scripts/bench.sh)', () => {
           .map(([key, value]) => `${String(line['workload'])}.${key}: ${String(value)}`),
       );
       expect(notNumbers).toEqual([]);
-      const [floor, w1, nest, w2, w2c, mem] = lines;
+      const [floor, w1, nest, idle, w2, w2c, mem] = lines;
       expect(floor).toMatchObject({ cycles: 50 });
       expect(w1).toMatchObject({ cycles: 50 });
       expect(w1['requests_per_op']).toBeGreaterThanOrEqual(3);
@@ -189,6 +190,8 @@ describe('benchmark (scripts/bench.sh)', () => {
       expect(nest).toMatchObject({ cycles: 50 });
       expect(nest['requests_per_op']).toBeGreaterThanOrEqual(3); // the decorator adds no request
       expect(nest['requests_per_op']).toBeLessThanOrEqual(3.2);
+      expect(idle).toMatchObject({ workload: 'idle', cycles: 50 });
+      expect(idle['requests_per_op']).toBeGreaterThanOrEqual(3);
       expect(w2).toMatchObject({ clients: 2, overlaps: 0 });
       expect(w2c).toMatchObject({ workload: 'w2c', clients: 2, overlaps: 0 });
       expect(w2['acquisitions']).toBeGreaterThan(0);
@@ -336,7 +339,7 @@ describe('benchmark (scripts/bench.sh)', () => {
       const run = await runBench(['--connect', zk.connectString, '--workload', 'w9']);
       expect(run).toMatchObject({ code: 2, stdout: '' });
       expect(run.stderr).toMatch(
-        /--workload "w9": must be one of floor, w1, nest, w2, w2c, w3, mem, http, rw, sem, multi/,
+        /--workload "w9": must be one of floor, w1, nest, idle, w2, w2c, w3, mem, http, rw, sem, multi/,
       );
     },
     RUN_TIMEOUT,
