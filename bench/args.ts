@@ -51,8 +51,9 @@ The lock kinds (not in BENCH.md): rw (8 reader + 2 writer sessions on one path),
 sessions, 3 leases), multi (4 sessions, each acquireAll of 2 of 4 paths); --clients does not
 apply to them. nest (not in BENCH.md either): w1's cycle through a @DistributedLock service
 method of a Nest application context, no HTTP; idle: floor's raw cycle after 1 ms without
-traffic (not measured), as a request's round trips start. Each workload warms up (at least 200 cycles and
-2 s) before it counts. floor, w1 and nest, when run together, take turns in blocks of 50 cycles
+traffic (not measured), as a request's round trips start. Each workload warms up before it counts: floor, w1,
+nest and idle at least 200 cycles and 2 s, the timed points at least 200 iterations (and one
+per session) or 2 s. floor, w1 and nest, when run together, take turns in blocks of 50 cycles
 so that their ratios compare like with like.
 Node must run with --expose-gc for mem (scripts/bench.sh does).`;
 

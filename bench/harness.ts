@@ -98,7 +98,7 @@ type Phase = 'warmup' | 'pause' | 'measure' | 'stop';
 
 /**
  * Runs `loops` concurrent loops of `iteration(i, measuring)`: a warm-up (at least 200 iterations in
- * all and 2 s, and `warmedUp()`), then every loop parks after its current iteration; once all are
+ * all, and `loops`, or 2 s; and `warmedUp()`), then every loop parks after its current iteration; once all are
  * parked the counters are read, all loops start again together for `seconds`, then each finishes
  * the iteration it is in (a waiter in the lock's queue gets the lock and releases it) and stops.
  * The measured time runs from the start to the last loop's end, so every counted iteration is
@@ -161,7 +161,9 @@ export async function runTimed<T>(options: {
     const warm = async () => {
       for (;;) {
         const elapsed = Date.now() - warmStart;
-        if (warmIterations >= WARMUP_CYCLES && elapsed >= WARMUP_MS && warmedUp()) return;
+        // BENCH.md: at least 200 cycles or 2 s (and every loop at least once).
+        const enough = warmIterations >= Math.max(WARMUP_CYCLES, loops) || elapsed >= WARMUP_MS;
+        if (enough && warmedUp()) return;
         if (elapsed > WARMUP_MAX_MS) return;
         await delay(10);
       }
