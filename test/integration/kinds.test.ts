@@ -418,7 +418,9 @@ describe('lock directories are containers', () => {
     await waitFor(async () => (await connection.exists('/locks/containers/pool')) === null, {
       message: 'the semaphore directories reclaimed too',
     });
+    expect(await connection.exists('/locks/containers/order/42')).toBeNull();
+    expect(await connection.exists('/locks/containers/pool/leases')).toBeNull();
     // and a lock on a reclaimed path works as before
-    await locks.withLock('/locks/containers/order/42', () => undefined);
+    await expect(locks.withLock('/locks/containers/order/42', (lock) => lock.kind)).resolves.toBe('write');
   });
 });
