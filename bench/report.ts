@@ -7,6 +7,24 @@ const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLoc
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
+/** A row of a timed workload: count, wait p50/p99, per second, requests per op, then `detail`. */
+function waitRow(
+  name: string,
+  line: Pick<W2Line, 'clients' | 'acquisitions' | 'wait_p50_us' | 'wait_p99_us' | 'per_s' | 'requests_per_op'>,
+  detail: string,
+): string[] {
+  return [
+    name,
+    String(line.clients),
+    int(line.acquisitions),
+    `wait ${int(line.wait_p50_us)}`,
+    `wait ${int(line.wait_p99_us)}`,
+    int(line.per_s),
+    fixed(line.requests_per_op, 3),
+    detail,
+  ];
+}
+
 function row(line: BenchLine): string[] {
   switch (line.workload) {
     case 'floor':
@@ -25,16 +43,11 @@ function row(line: BenchLine): string[] {
       ];
     case 'w2':
     case 'w2c':
-      return [
+      return waitRow(
         line.workload,
-        String(line.clients),
-        int(line.acquisitions),
-        `wait ${int(line.wait_p50_us)}`,
-        `wait ${int(line.wait_p99_us)}`,
-        int(line.per_s),
-        fixed(line.requests_per_op, 3),
+        line,
         `overlaps ${line.overlaps}, watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
-      ];
+      );
     case 'w3':
       return [
         'w3',
@@ -72,42 +85,27 @@ function row(line: BenchLine): string[] {
         `plain p50 ${int(line.plain_p50_us)} us, overhead p50 ${int(line.overhead_p50_us)} us`,
       ];
     case 'rw':
-      return [
+      return waitRow(
         'rw',
-        String(line.clients),
-        int(line.acquisitions),
-        `wait ${int(line.wait_p50_us)}`,
-        `wait ${int(line.wait_p99_us)}`,
-        int(line.per_s),
-        fixed(line.requests_per_op, 3),
+        line,
         `reads ${int(line.reads)}, writes ${int(line.writes)}, overlaps ${line.overlaps}, ` +
           `max readers inside ${line.max_readers_inside}, watch events/acq ${fixed(line.watch_events_per_acq, 3)}, ` +
           `per woken waiter ${fixed(line.wakeups_per_waiter_woken, 3)}`,
-      ];
+      );
     case 'sem':
-      return [
+      return waitRow(
         'sem',
-        String(line.clients),
-        int(line.acquisitions),
-        `wait ${int(line.wait_p50_us)}`,
-        `wait ${int(line.wait_p99_us)}`,
-        int(line.per_s),
-        fixed(line.requests_per_op, 3),
+        line,
         `${line.leases} leases, hold ${line.hold_ms} ms, overlaps ${line.overlaps}, max inside ${line.max_inside}, ` +
           `watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
-      ];
+      );
     case 'multi':
-      return [
+      return waitRow(
         'multi',
-        String(line.clients),
-        int(line.acquisitions),
-        `wait ${int(line.wait_p50_us)}`,
-        `wait ${int(line.wait_p99_us)}`,
-        int(line.per_s),
-        fixed(line.requests_per_op, 3),
+        line,
         `2 of ${line.paths} paths, overlaps ${line.overlaps}, deadlocks ${line.deadlocks}, ` +
           `watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
-      ];
+      );
   }
   throw new Error(`unknown line ${JSON.stringify(line)}`);
 }
