@@ -3,7 +3,7 @@
  * sharing, FIFO fairness, no herd (notifications per waiter woken), clean give-up, inspect.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidOptionsError, LockTimeoutError, type LockHandle } from '../../lib/index.js';
+import { InvalidOptionsError, LockAbortedError, LockTimeoutError, type LockHandle } from '../../lib/index.js';
 import {
   closeLockClients,
   childrenOf,
@@ -245,6 +245,31 @@ describe('semaphore (leases)', () => {
     await held[1].release();
     await third.release();
     expect(await children('/locks/sem2/leases')).toEqual([]);
+  });
+
+  it('an aborted wait for a lease leaves no lease, no inner-lock node and no watch', async () => {
+    const [a, b, c] = await lockClients(3, server.connectString);
+    const held = await a.locks.acquire('/locks/sem-abort', { leases: 1 });
+    const first = new AbortController();
+    const second = new AbortController();
+    // b holds the inner lock and waits for the lease; c waits for the inner lock behind it
+    const waitingForLease = b.locks
+      .acquire('/locks/sem-abort', { leases: 1, signal: first.signal })
+      .catch((e: unknown) => e);
+    await waitFor(() => b.connection.stats().watches === 1, { message: 'b watches the held lease' });
+    const waitingForInner = c.locks
+      .acquire('/locks/sem-abort', { leases: 1, signal: second.signal })
+      .catch((e: unknown) => e);
+    await waitFor(async () => (await children('/locks/sem-abort/locks')).length === 2, { message: 'c queued' });
+    first.abort();
+    second.abort();
+    expect(await waitingForLease).toBeInstanceOf(LockAbortedError);
+    expect(await waitingForInner).toBeInstanceOf(LockAbortedError);
+    expect(await children('/locks/sem-abort/leases')).toEqual([held.node.split('/').pop()]);
+    expect(await children('/locks/sem-abort/locks')).toEqual([]);
+    expect([b, c].map(({ connection }) => connection.stats().watches)).toEqual([0, 0]);
+    await waitFor(async () => (await watchCount(server)) === 0, { message: 'no server watch left' });
+    await held.release();
   });
 
   it('inspect shows the leases held, the lease being waited for, and the contenders behind it', async () => {
