@@ -194,6 +194,12 @@ export interface AcquireRequest {
   dir: string;
   /** `write` (exclusive) or `read` (shared with other reads). */
   kind: 'write' | 'read';
+  /**
+   * For a write: name the node `__WRIT__<seq>` as Curator's read/write lock does (an explicit
+   * `mode: 'write'`), instead of `lock-<seq>` as its InterProcessMutex does (a plain lock). Both
+   * are writes here; Curator's read locks see only the first.
+   */
+  curatorWrite?: boolean;
   /** Owner data written into our node. */
   data: Buffer;
   /** Absolute deadline in ms (Date.now() scale), or Infinity. */
@@ -224,7 +230,7 @@ interface OurNode {
  */
 export async function acquireLock(port: ZkPort, request: AcquireRequest): Promise<Acquired | null> {
   const { dir, deadline, signal } = request;
-  const prefix = `_c_${attemptId()}-${MARKER[request.kind]}`;
+  const prefix = `_c_${attemptId()}-${request.curatorWrite ? '__WRIT__' : MARKER[request.kind]}`;
   let ours: OurNode | undefined;
   try {
     for (;;) {

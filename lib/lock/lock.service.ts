@@ -355,10 +355,12 @@ export class LockService implements BeforeApplicationShutdown {
     const gaveUp = (type: 'timed-out' | 'aborted') => {
       if (events) this.emit({ type, path, kind, at: Date.now(), waitMs: performance.now() - started });
     };
+    // Coalescing serves plain locks (no mode, no leases): read/write locks keep Curator's naming.
+    const plain = kind === 'write' && options.mode === undefined;
     // timeout 0: one look, no wait (like tryAcquire, but a busy lock is a timeout).
     const waits = wait && timeout > 0;
 
-    if (this.local && !ownNode && kind === 'write' && waits) {
+    if (this.local && !ownNode && plain && waits) {
       const since = { at: 0, node: '' };
       try {
         const lease = await this.local.acquire(path, timeout, signal, givenUp, (outcome) =>
@@ -374,7 +376,7 @@ export class LockService implements BeforeApplicationShutdown {
         throw error;
       }
     }
-    if (this.local && !ownNode && kind === 'write' && this.local.busy(path)) {
+    if (this.local && !ownNode && plain && this.local.busy(path)) {
       // held or awaited by another caller of this process
       if (wait) throw new LockTimeoutError(path, timeout);
       return null;
@@ -397,7 +399,7 @@ export class LockService implements BeforeApplicationShutdown {
       const acquired =
         kind === 'lease'
           ? await acquireLease(this.connection, { ...request, leases: leases! })
-          : await acquireLock(this.connection, { ...request, kind });
+          : await acquireLock(this.connection, { ...request, kind, curatorWrite: options.mode === 'write' });
       if (!acquired) {
         if (!wait) return null;
         gaveUp('timed-out');

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LockTimeoutError } from '../../lib/index.js';
 import { sortLockNodes } from '../../lib/lock/lock-recipe.js';
 import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
 import { startZooKeeper, waitFor, watchesByPath, type ZkServer } from '../support/index.js';
@@ -156,7 +157,7 @@ process.on('exit', () => {
 });
 
 /** Starts CuratorLock.java on `lockPath` and waits until it is connected. */
-async function startCurator(lockPath: string): Promise<CuratorProcess> {
+async function startCurator(lockPath: string, mode: 'mutex' | 'read' | 'write' = 'mutex'): Promise<CuratorProcess> {
   const args = [
     '-XX:TieredStopAtLevel=1', // with the serial GC and no perf data: starts in ~1 s instead of ~3
     '-XX:+UseSerialGC',
@@ -168,7 +169,7 @@ async function startCurator(lockPath: string): Promise<CuratorProcess> {
     FIXTURE,
     server.connectString,
     lockPath,
-    'mutex',
+    mode,
   ];
   const curator = new CuratorProcess(spawn(javaBinary(), args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   running.add(curator);
@@ -327,6 +328,44 @@ describe('revocation between Curator and LockService', () => {
     await waitFor(() => ours.signal.aborted, { message: 'our holder told' });
     expect((ours.signal.reason as { reason: string }).reason).toBe('revoked');
     await ours.release();
+    expect((await connection.getChildren(lockPath)).children).toEqual([]);
+  }, 90_000);
+});
+
+describe("Curator's InterProcessReadWriteLock and our read/write locks on the same path", () => {
+  it('a Curator reader shares with ours and excludes our writer; a Curator writer excludes our reader', async () => {
+    const lockPath = '/interop/rw';
+    const [{ locks, connection }, curatorReader, curatorWriter] = await Promise.all([
+      lockClient(server.connectString),
+      startCurator(lockPath, 'read'),
+      startCurator(lockPath, 'write'),
+    ]);
+    // Curator reads: our reader gets in at once, our writer may not.
+    expect(await curatorReader.send('acquire 5000')).toBe('acquired');
+    const ourRead = await locks.acquireRead(lockPath, { timeout: 0 });
+    await expect(locks.acquireWrite(lockPath, { timeout: 300 })).rejects.toBeInstanceOf(LockTimeoutError);
+    await ourRead.release();
+    // Our writer queues behind Curator's reader and gets the lock when it goes.
+    const ourWrite = locks.acquireWrite(lockPath, { timeout: 30_000 });
+    await waitFor(async () => (await connection.getChildren(lockPath)).children.length === 2, {
+      message: 'our writer queued',
+    });
+    expect(await curatorReader.send('release')).toBe('released');
+    const write = await ourWrite;
+    expect(basename(write.node)).toMatch(/^_c_[0-9a-f-]{36}-__WRIT__\d{10}$/);
+    // While we write, Curator's reader and writer both time out.
+    expect(await curatorReader.send('acquire 300')).toBe('timeout');
+    expect(await curatorWriter.send('acquire 300')).toBe('timeout');
+    await write.release();
+    // Curator writes: our reader times out, then gets in after Curator's release.
+    expect(await curatorWriter.send('acquire 5000')).toBe('acquired');
+    await expect(locks.acquireRead(lockPath, { timeout: 300 })).rejects.toBeInstanceOf(LockTimeoutError);
+    const ourReader = locks.acquireRead(lockPath, { timeout: 30_000 });
+    await waitFor(async () => (await connection.getChildren(lockPath)).children.length === 2, {
+      message: 'our reader queued',
+    });
+    expect(await curatorWriter.send('release')).toBe('released');
+    await (await ourReader).release();
     expect((await connection.getChildren(lockPath)).children).toEqual([]);
   }, 90_000);
 });

@@ -175,7 +175,7 @@ describe('read/write locks', () => {
     expect(info.holder).toEqual(info.holders[0]);
     expect(info.queue.map((owner) => owner.kind)).toEqual(['write']);
     expect(info.holders[0].node).toMatch(/__READ__\d{10}$/);
-    expect(info.queue[0].node).toMatch(/-lock-\d{10}$/);
+    expect(info.queue[0].node).toMatch(/-__WRIT__\d{10}$/); // mode 'write': Curator's write-lock name
     await r1.release();
     await r2.release();
     await (await waiting).release();
