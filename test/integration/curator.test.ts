@@ -157,7 +157,10 @@ process.on('exit', () => {
 });
 
 /** Starts CuratorLock.java on `lockPath` and waits until it is connected. */
-async function startCurator(lockPath: string, mode: 'mutex' | 'read' | 'write' = 'mutex'): Promise<CuratorProcess> {
+async function startCurator(
+  lockPath: string,
+  mode: 'mutex' | 'read' | 'write' | `sem:${number}` = 'mutex',
+): Promise<CuratorProcess> {
   const args = [
     '-XX:TieredStopAtLevel=1', // with the serial GC and no perf data: starts in ~1 s instead of ~3
     '-XX:+UseSerialGC',
@@ -367,5 +370,35 @@ describe("Curator's InterProcessReadWriteLock and our read/write locks on the sa
     expect(await curatorWriter.send('release')).toBe('released');
     await (await ourReader).release();
     expect((await connection.getChildren(lockPath)).children).toEqual([]);
+  }, 90_000);
+});
+
+describe("Curator's InterProcessSemaphoreV2 and our semaphore on the same path", () => {
+  it('share one count of leases: with N = 2, one Curator lease and one of ours fill it; each waits for the other', async () => {
+    const lockPath = '/interop/sem';
+    const [{ locks, connection }, curator] = await Promise.all([
+      lockClient(server.connectString),
+      startCurator(lockPath, 'sem:2'),
+    ]);
+    expect(await curator.send('acquire 5000')).toBe('acquired');
+    const ours = await locks.acquire(lockPath, { leases: 2, timeout: 5_000 });
+    expect((await connection.getChildren(`${lockPath}/leases`)).children).toHaveLength(2);
+    // Full: a second lease of ours waits, and gets in when Curator's lease goes.
+    await expect(locks.acquire(lockPath, { leases: 2, timeout: 300 })).rejects.toBeInstanceOf(LockTimeoutError);
+    const waiting = locks.acquire(lockPath, { leases: 2, timeout: 30_000 });
+    await waitFor(async () => (await connection.getChildren(`${lockPath}/leases`)).children.length === 3, {
+      message: 'our waiter created its lease',
+    });
+    expect(await curator.send('release')).toBe('released');
+    const second = await waiting;
+    // Full again, with two of ours: Curator times out, then gets the lease we return.
+    expect(await curator.send('acquire 300')).toBe('timeout');
+    await ours.release();
+    expect(await curator.send('acquire 5000')).toBe('acquired');
+    expect(await curator.send('release')).toBe('released');
+    await second.release();
+    await waitFor(async () => (await connection.getChildren(`${lockPath}/leases`)).children.length === 0, {
+      message: 'no lease left',
+    });
   }, 90_000);
 });
