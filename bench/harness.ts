@@ -235,7 +235,8 @@ function zkCode(error: unknown): string | undefined {
 
 /**
  * Deletes `path` and every persistent node below it that is empty once its own children are gone
- * (lock directories: the client cannot create container nodes, so they stay after use). Lock
+ * (lock directories are containers the server reclaims, but not at once, and not on a server
+ * without containers). Lock
  * nodes (ephemeral) and the directories that still hold one stay. Resolves with the number of
  * nodes deleted.
  */
