@@ -158,13 +158,29 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     return this.adapter ? this.adapter.create(path, data, mode) : this.rejectNotConnected('create', path);
   }
 
-  async ensurePath(path: string): Promise<void> {
+  /** Creates `path` and any missing parents as persistent nodes (e.g. a chroot); existing nodes are fine. */
+  ensurePath(path: string): Promise<void> {
+    return this.ensure(path, (adapter, node) => adapter.create(node, Buffer.alloc(0), 'persistent'));
+  }
+
+  /**
+   * Creates a lock directory and any missing parents as CONTAINER nodes: the server deletes them
+   * once they have had children and have none left (persistent on servers without containers).
+   */
+  ensureLockDirectory(path: string): Promise<void> {
+    return this.ensure(path, (adapter, node) => adapter.createContainer(node));
+  }
+
+  private async ensure(
+    path: string,
+    create: (adapter: ZooKeeperClientAdapter, node: string) => Promise<unknown>,
+  ): Promise<void> {
     const adapter = this.requireAdapter('create', path);
     let current = '';
     for (const segment of path.slice(1).split('/')) {
       current += `/${segment}`;
       try {
-        await adapter.createContainer(current);
+        await create(adapter, current);
       } catch (error) {
         if ((error as { zkCode?: string }).zkCode !== 'NODE_EXISTS') throw error;
       }

@@ -44,11 +44,11 @@ export interface ZkPort {
   waitForSession(signal?: AbortSignal): Promise<ZkSession>;
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string>;
   /**
-   * Creates the path and any missing parents as CONTAINER nodes (the server deletes them once
-   * they have had children and have none left; persistent nodes on servers without containers);
-   * existing nodes are fine.
+   * Creates a lock directory and any missing parents as CONTAINER nodes (the server deletes them
+   * once they have had children and have none left; persistent nodes on servers without
+   * containers); existing nodes are fine.
    */
-  ensurePath(path: string): Promise<void>;
+  ensureLockDirectory(path: string): Promise<void>;
   remove(path: string, version?: number): Promise<void>;
   getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }>;
   getData(path: string): Promise<{ data: Buffer; stat: NodeStat }>;

@@ -421,7 +421,7 @@ async function createOrRecover(
   for (;;) {
     try {
       session = port.currentSession() ?? (await waitForSession(port, request.deadline, request.signal));
-      if (needDirectory) await port.ensurePath(dir);
+      if (needDirectory) await port.ensureLockDirectory(dir);
       needDirectory = false;
       if (unsure) {
         const { children } = await port.getChildren(dir);

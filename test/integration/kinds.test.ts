@@ -434,6 +434,9 @@ describe('revocation (cooperative)', () => {
 describe('lock directories are containers', () => {
   it('the server deletes a lock directory (and its emptied parents) once its last node is gone', async () => {
     const { locks, connection } = await lockClient(server.connectString);
+    // ensurePath (public: e.g. for a chroot) makes persistent nodes, which must outlive the check below
+    await connection.ensurePath('/persistent/app');
+    await connection.remove(await connection.create('/persistent/app/x-', Buffer.alloc(0), 'ephemeral-sequential'));
     await locks.withLock('/locks/containers/order/42', () => undefined);
     await locks.withLock('/locks/containers/pool', () => undefined, { leases: 2 });
     // (persistent directories would stay: these waits would time out)
@@ -445,6 +448,7 @@ describe('lock directories are containers', () => {
     });
     expect(await connection.exists('/locks/containers/order/42')).toBeNull();
     expect(await connection.exists('/locks/containers/pool/leases')).toBeNull();
+    expect(await connection.exists('/persistent/app')).not.toBeNull();
     // and a lock on a reclaimed path works as before
     await expect(locks.withLock('/locks/containers/order/42', (lock) => lock.kind)).resolves.toBe('write');
   });
