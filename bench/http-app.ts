@@ -26,9 +26,11 @@ export class BenchController {
 }
 
 /** The nest workload's service: w1's empty critical section behind @DistributedLock, called directly (no HTTP). */
+export const NEST_LOCK_PATH = '/bench/nest';
+
 @Injectable()
 export class NestBenchService {
-  @DistributedLock('/bench/nest')
+  @DistributedLock(NEST_LOCK_PATH)
   async locked(): Promise<void> {}
 }
 

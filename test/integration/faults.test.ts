@@ -68,7 +68,9 @@ describe('connection cut while the create is in flight', () => {
   it('adopts the node the server made: no orphan, acquired exactly once', async () => {
     const proxy = await proxied();
     const { connection, locks } = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
-    await (await locks.acquire('/locks/cut')).release(); // the directory exists
+    // A persistent directory: a container could be reclaimed while empty, and the held-back create
+    // would then be a NO_NODE reply instead of the node this test is about.
+    await connection.ensurePath('/locks/cut');
     const session = connection.currentSession();
 
     proxy.pause('down'); // the server applies the create; its reply is held back
@@ -88,8 +90,8 @@ describe('connection cut while the create is in flight', () => {
 
   it('creates again when the request never reached the server', async () => {
     const proxy = await proxied();
-    const { locks } = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
-    await (await locks.acquire('/locks/cut-early')).release();
+    const { locks, connection } = await lockClient(proxy.connectString, { sessionTimeout: 4_000 });
+    await connection.ensurePath('/locks/cut-early'); // persistent, as above
 
     proxy.pause('up'); // the create never leaves the proxy
     const attempt = locks.acquire('/locks/cut-early', { timeout: 10_000 });
