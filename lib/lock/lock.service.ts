@@ -417,7 +417,7 @@ export class LockService implements BeforeApplicationShutdown {
           this.ended(!ownNode, path, kind, l.node, acquiredAt, outcome);
         },
       );
-      this.held.add(lock);
+      if (!lock.released) this.held.add(lock); // (a session that ended meanwhile: already lost and forgotten)
       if (events) this.acquired(lock, started);
       return lock;
     } catch (error) {
