@@ -1,18 +1,11 @@
 /** Digest auth and the ACL of lock nodes, against a real ZooKeeper server. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ZooKeeperError } from '../../lib/index.js';
-import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
-import { startZooKeeper, type ZkServer } from '../support/index.js';
+import { lockClient } from '../fixtures/lock-clients.js';
 
-let server: ZkServer;
+import { useFileServer } from '../fixtures/file-server.js';
 
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 function zkCodeOf(error: unknown): string | undefined {
   return error instanceof ZooKeeperError ? error.zkCode : undefined;

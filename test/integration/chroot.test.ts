@@ -1,18 +1,11 @@
 /** A connection string with a chroot: every path is relative to it, watches included. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LockTimeoutError } from '../../lib/index.js';
-import { childrenOf, closeLockClients, lockClient } from '../fixtures/lock-clients.js';
-import { startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
+import { childrenOf, lockClient } from '../fixtures/lock-clients.js';
+import { waitFor, watchCount } from '../support/index.js';
+import { useFileServer } from '../fixtures/file-server.js';
 
-let server: ZkServer;
-
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 describe('chroot', () => {
   it('locks live under the chroot; a timed-out waiter leaves no watch there', async () => {

@@ -4,20 +4,13 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LockTimeoutError } from '../../lib/index.js';
-import { childrenOf, closeLockClients, lockClient, OverlapDetector } from '../fixtures/lock-clients.js';
-import { packetsReceived, startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
+import { childrenOf, lockClient, OverlapDetector } from '../fixtures/lock-clients.js';
+import { packetsReceived, waitFor, watchCount } from '../support/index.js';
+import { useFileServer } from '../fixtures/file-server.js';
 
-let server: ZkServer;
-
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 describe('coalescing within one process', () => {
   it('64 callers share few nodes; no overlaps; tokens strictly increase in holding order', async () => {

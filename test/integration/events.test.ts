@@ -5,18 +5,11 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LockTimeoutError, type LockEvent } from '../../lib/index.js';
-import { closeLockClients, lockClient, lockClients } from '../fixtures/lock-clients.js';
-import { delay, startZooKeeper, waitFor, type ZkServer } from '../support/index.js';
+import { lockClient, lockClients } from '../fixtures/lock-clients.js';
+import { delay, waitFor } from '../support/index.js';
+import { useFileServer } from '../fixtures/file-server.js';
 
-let server: ZkServer;
-
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 /** Every event of `locks` from now on, until the test's clients close. */
 function record(locks: { events: { subscribe(fn: (event: LockEvent) => void): unknown } }): LockEvent[] {

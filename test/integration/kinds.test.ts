@@ -2,27 +2,13 @@
  * Read/write locks, semaphores and multi-locks against one real ZooKeeper server: exclusion,
  * sharing, FIFO fairness, no herd (notifications per waiter woken), clean give-up, inspect.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidOptionsError, LockAbortedError, LockTimeoutError, type LockHandle } from '../../lib/index.js';
-import {
-  closeLockClients,
-  childrenOf,
-  Gathering,
-  lockClient,
-  lockClients,
-  type LockClient,
-} from '../fixtures/lock-clients.js';
-import { delay, startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
+import { childrenOf, Gathering, lockClient, lockClients, type LockClient } from '../fixtures/lock-clients.js';
+import { delay, waitFor, watchCount } from '../support/index.js';
+import { useFileServer } from '../fixtures/file-server.js';
 
-let server: ZkServer;
-
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 function children(path: string): Promise<string[]> {
   return childrenOf(server.connectString, path);

@@ -2,7 +2,7 @@
  * The lock recipe against one real ZooKeeper server: mutual exclusion, no herd, FIFO order,
  * clean give-up, release semantics, reentrancy, inspect, and the request count of a cycle.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   InvalidLockPathError,
   LockAbortedError,
@@ -10,25 +10,11 @@ import {
   LockTimeoutError,
   type LockHandle,
 } from '../../lib/index.js';
-import { closeLockClients, lockClient, lockClients, OverlapDetector, childrenOf } from '../fixtures/lock-clients.js';
-import {
-  packetsReceived,
-  startZooKeeper,
-  waitFor,
-  watchCount,
-  watchesByPath,
-  type ZkServer,
-} from '../support/index.js';
+import { lockClient, lockClients, OverlapDetector, childrenOf } from '../fixtures/lock-clients.js';
+import { packetsReceived, waitFor, watchCount, watchesByPath } from '../support/index.js';
+import { useFileServer } from '../fixtures/file-server.js';
 
-let server: ZkServer;
-
-beforeAll(async () => {
-  server = await startZooKeeper();
-});
-afterEach(closeLockClients);
-afterAll(async () => {
-  await server?.dispose();
-});
+const server = useFileServer();
 
 /** Lists the lock nodes of `path` with a separate session. */
 function children(path: string): Promise<string[]> {
