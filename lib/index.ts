@@ -34,6 +34,7 @@ export {
   InvalidOptionsError,
   ZkConnectError,
   NotConnectedError,
+  ZkUnavailableError,
   ZooKeeperError,
   type ZkErrorCode,
 } from './errors/index.js';

@@ -8,6 +8,8 @@
 export interface NodeStat {
   czxid: bigint;
   mzxid: bigint;
+  /** zxid of the last change to the node's children (create or delete of a child, also by session end). */
+  pzxid: bigint;
   /** Session that owns an ephemeral node; 0n for persistent nodes. */
   ephemeralOwner: bigint;
   version: number;

@@ -18,6 +18,7 @@ import type { NodeStat, WatchRegistration, ZkCreateMode } from './zk-port.js';
 interface RawStat {
   czxid: Buffer;
   mzxid: Buffer;
+  pzxid: Buffer;
   ephemeralOwner: Buffer;
   version: number;
   cversion: number;
@@ -618,6 +619,7 @@ function toStat(raw: RawStat): NodeStat {
   return {
     czxid: raw.czxid.readBigInt64BE(0),
     mzxid: raw.mzxid.readBigInt64BE(0),
+    pzxid: raw.pzxid.readBigInt64BE(0),
     ephemeralOwner: raw.ephemeralOwner.readBigUInt64BE(0),
     version: raw.version,
     cversion: raw.cversion,

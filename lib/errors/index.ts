@@ -6,4 +6,5 @@ export { InvalidLockPathError } from './invalid-lock-path.error.js';
 export { InvalidOptionsError } from './invalid-options.error.js';
 export { ZkConnectError } from './connect.error.js';
 export { NotConnectedError } from './not-connected.error.js';
+export { ZkUnavailableError } from './zk-unavailable.error.js';
 export { ZooKeeperError, type ZkErrorCode } from './zookeeper.error.js';

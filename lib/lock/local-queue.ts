@@ -183,7 +183,7 @@ export class LocalLockQueues {
         q.taking = undefined;
         q.node = node;
         q.handoffs = 0;
-        q.heldSince = Date.now();
+        q.heldSince = performance.now();
         this.pump(q);
       },
       (error: unknown) => {
@@ -198,7 +198,7 @@ export class LocalLockQueues {
   private async onRelease(q: LocalQueue, lease: LocalLease): Promise<void> {
     if (q.holder !== lease) return;
     q.holder = undefined;
-    const spent = q.handoffs >= this.limits.maxHandoffs || Date.now() - q.heldSince >= this.limits.maxHoldMs;
+    const spent = q.handoffs >= this.limits.maxHandoffs || performance.now() - q.heldSince >= this.limits.maxHoldMs;
     if (q.node && (spent || q.waiters.length === 0)) await this.letGo(q);
     else this.pump(q);
   }

@@ -184,7 +184,14 @@ let attempts = 0;
 
 /** Why the recipe gave up before holding the lock. */
 export class GiveUp extends Error {
-  constructor(readonly why: 'timeout' | 'aborted') {
+  constructor(
+    readonly why: 'timeout' | 'aborted',
+    /**
+     * True when the deadline passed while the attempt waited for a session or for a reply to one
+     * of its requests (an outage), false when it waited for another holder (a busy lock).
+     */
+    readonly unavailable = false,
+  ) {
     super(why);
   }
 }
@@ -202,7 +209,7 @@ export interface AcquireRequest {
   curatorWrite?: boolean;
   /** Owner data written into our node. */
   data: Buffer;
-  /** Absolute deadline in ms (Date.now() scale), or Infinity. */
+  /** Absolute deadline in ms on the monotonic clock (performance.now() scale), or Infinity. */
   deadline: number;
   signal?: AbortSignal;
   /** false: give up at once when someone else holds the lock. */
@@ -526,7 +533,7 @@ function raceGiveUp<T>(promise: Promise<T>, deadline: number, signal?: AbortSign
           cleanup();
           reject(new GiveUp('timeout'));
         },
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, deadline - performance.now()),
       );
     }
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -547,7 +554,7 @@ function raceGiveUp<T>(promise: Promise<T>, deadline: number, signal?: AbortSign
 
 function throwIfGivenUp(deadline: number, signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new GiveUp('aborted');
-  if (Date.now() >= deadline) throw new GiveUp('timeout');
+  if (performance.now() >= deadline) throw new GiveUp('timeout');
 }
 
 function basename(path: string): string {

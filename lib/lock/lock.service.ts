@@ -388,10 +388,10 @@ export class LockService implements BeforeApplicationShutdown {
       data,
       // No wait: one look, bounded by the request deadline.
       deadline: !waits
-        ? Date.now() + this.connection.options.operationTimeout
+        ? performance.now() + this.connection.options.operationTimeout
         : timeout === Infinity
           ? Infinity
-          : Date.now() + timeout,
+          : performance.now() + timeout,
       signal,
       wait: waits,
     };

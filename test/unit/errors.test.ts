@@ -7,6 +7,7 @@ import {
   LockLostError,
   LockTimeoutError,
   NotConnectedError,
+  ZkUnavailableError,
   ZkConnectError,
   ZkLockError,
   ZooKeeperError,
@@ -27,6 +28,12 @@ const CASES = [
   ],
   ['ZkConnectError', ZkConnectError, () => new ZkConnectError('zk1:2181', 1000), 'ZK_LOCK_CONNECT_FAILED'],
   ['NotConnectedError', NotConnectedError, () => new NotConnectedError('closed'), 'ZK_LOCK_NOT_CONNECTED'],
+  [
+    'ZkUnavailableError',
+    ZkUnavailableError,
+    () => new ZkUnavailableError('/locks/a', 'suspended', 'no session within 300 ms'),
+    'ZK_LOCK_UNAVAILABLE',
+  ],
   [
     'ZooKeeperError',
     ZooKeeperError,

@@ -21,6 +21,7 @@ describe('public API', () => {
       'ZkConnectionService',
       'ZkLockError',
       'ZkLockModule',
+      'ZkUnavailableError',
       'ZooKeeperError',
       'encodeLockKey',
       'lockPathFor',
