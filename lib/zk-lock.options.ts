@@ -142,8 +142,19 @@ export function validateDuration(
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !rules.allowZero)) {
     throw new InvalidOptionsError(option, value, `must be ${range}`);
   }
+  if (value > MAX_DURATION) {
+    const instead = rules.allowInfinity ? ': for no limit, pass Infinity' : '';
+    throw new InvalidOptionsError(
+      option,
+      value,
+      `must be at most ${MAX_DURATION} ms (about 24.8 days, the longest a Node.js timer can wait)${instead}`,
+    );
+  }
   return value;
 }
+
+/** The longest finite duration accepted: 2^31-1 ms, the most a Node.js timer can wait (longer ones fire at once). */
+export const MAX_DURATION = 2 ** 31 - 1;
 
 const PERMS = /^[crwda]+$/;
 

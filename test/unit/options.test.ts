@@ -344,6 +344,38 @@ describe('validateDuration', () => {
   });
 });
 
+describe('durations longer than a Node.js timer can wait (2^31-1 ms)', () => {
+  const THIRTY_DAYS = 30 * 24 * 3600 * 1000;
+
+  it.each([
+    'sessionTimeout',
+    'connectTimeout',
+    'operationTimeout',
+    'reconnectDelay',
+    'lockTimeout',
+    'heldLockWatchDelay',
+    'shutdownTimeout',
+  ])('%s of 30 days is refused, naming the limit; 2^31-1 ms is accepted', (option) => {
+    const error = optionErrorOf(() => resolveRaw({ ...BASE, [option]: THIRTY_DAYS }));
+    expect(error).toMatchObject({ option, value: THIRTY_DAYS });
+    expect(error.rule).toContain('at most 2147483647 ms');
+    expect(resolveRaw({ ...BASE, [option]: 2 ** 31 - 1 })[option as 'sessionTimeout']).toBe(2 ** 31 - 1);
+  });
+
+  it('where Infinity is allowed, the message says to use it', () => {
+    expect(optionErrorOf(() => validateDuration('timeout', THIRTY_DAYS, { allowInfinity: true })).rule).toContain(
+      'pass Infinity',
+    );
+    expect(optionErrorOf(() => validateDuration('shutdownTimeout', THIRTY_DAYS)).rule).not.toContain('Infinity');
+  });
+
+  it('coalesce.maxHoldMs of 30 days is refused', () => {
+    expect(optionErrorOf(() => resolveRaw({ ...BASE, coalesce: { maxHoldMs: THIRTY_DAYS } }))).toMatchObject({
+      option: 'coalesce.maxHoldMs',
+    });
+  });
+});
+
 describe('resolveOptions: durations', () => {
   const rejected: [unknown, string][] = [
     [-1, '-1'],
