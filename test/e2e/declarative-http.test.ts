@@ -5,9 +5,10 @@
 import { request as httpRequest } from 'node:http';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import { ZooKeeperError, type LockHandle } from '../../lib/index.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { lockedAppModule, Recorder, type INestApplication } from '../fixtures/locked-app.js';
-import { childrenOf, noOverlap } from '../fixtures/lock-clients.js';
+import { childrenOf, closeLockClients, lockClient, noOverlap } from '../fixtures/lock-clients.js';
 import { startZooKeeper, waitFor, watchCount, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
@@ -18,6 +19,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
+  await closeLockClients();
 });
 afterAll(async () => {
   await server?.dispose();
@@ -69,12 +71,45 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
     expect(next.status).toBe(200);
   });
 
-  it('the lock is released before the response is sent', async () => {
+  it('the lock is released before the response is sent: the next call, made as the response arrives, finds it free', async () => {
     const { url } = await startApp(platform);
+    const client = await lockClient(server.connectString); // another session: the client's next call
     for (let i = 0; i < 5; i += 1) {
-      expect((await fetch(`${url}/work/0`)).status).toBe(200);
-      // The client has its response: its lock node must already be gone.
-      expect(await children('/locks/http')).toEqual([]);
+      const seen = await new Promise<{ status: number; body: string; listing: string[]; next: LockHandle }>(
+        (resolve, reject) => {
+          const req = httpRequest(`${url}/work/0`, (res) => {
+            // The status line and headers are here: the response was sent. The very next calls,
+            // sent from this callback: a listing (on the same session, answered before the acquire)
+            // and an acquire that must not wait (timeout: 0).
+            const listing = client.connection.getChildren('/locks/http').then(
+              ({ children: names }) => names,
+              (error: unknown) => {
+                if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return []; // reclaimed
+                throw error;
+              },
+            );
+            const next = client.locks.acquire('/locks/http', { timeout: 0 });
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => {
+              Promise.all([listing, next]).then(
+                ([names, lock]) => resolve({ status: res.statusCode!, body, listing: names, next: lock }),
+                reject,
+              );
+            });
+          });
+          req.on('error', reject);
+          req.end();
+        },
+      );
+      expect(seen.status).toBe(200);
+      expect(seen.listing).toEqual([]); // the handler's node was gone before the response went out
+      // A lock was taken at all: the handler held one of this path, with a token below the next holder's.
+      const { token, lost } = JSON.parse(seen.body) as { token: string; lost: boolean };
+      expect(lost).toBe(false);
+      expect(BigInt(token)).toBeGreaterThan(0n);
+      expect(seen.next.fencingToken).toBeGreaterThan(BigInt(token));
+      await seen.next.release();
     }
   });
 

@@ -19,6 +19,8 @@ const state = {
   maxLeases: 0,
   accounts: 0,
   violations: [] as string[],
+  /** Sections that ran to their end, per method: "no violations" means something only with these. */
+  ran: { read: 0, write: 0, pooled: 0, transfer: 0 },
   /** The first two readers (and lease holders) inside wait for each other: see Gathering. */
   readersMeet: new Gathering(2),
   leasesMeet: new Gathering(2),
@@ -36,6 +38,7 @@ class DocumentService {
     await state.readersMeet.arrive();
     await delay(3); // the work
     state.readers -= 1;
+    state.ran.read += 1;
   }
 
   @DistributedLock('/locks/e2e/doc', { mode: 'write' })
@@ -44,6 +47,7 @@ class DocumentService {
     if (state.writers > 1 || state.readers > 0) state.violations.push('write not alone');
     await delay(2); // the work
     state.writers -= 1;
+    state.ran.write += 1;
   }
 
   @DistributedLock('/locks/e2e/pool', { leases: 2 })
@@ -53,6 +57,7 @@ class DocumentService {
     await state.leasesMeet.arrive();
     await delay(3); // the work
     state.leases -= 1;
+    state.ran.pooled += 1;
   }
 
   @DistributedLock(({ args }) => [`/locks/e2e/account/${String(args[0])}`, `/locks/e2e/account/${String(args[1])}`])
@@ -63,6 +68,7 @@ class DocumentService {
     if (state.accounts > 1) state.violations.push(`transfer ${from}->${to} overlapped`);
     await delay(1); // the work
     state.accounts -= 1;
+    state.ran.transfer += 1;
     return this.locks.current()?.path ?? '';
   }
 }
@@ -85,6 +91,7 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((each) => each.close()));
   state.violations.length = 0;
+  state.ran = { read: 0, write: 0, pooled: 0, transfer: 0 };
 });
 afterAll(async () => {
   await server?.dispose();
@@ -118,6 +125,8 @@ describe('@DistributedLock kinds', () => {
       ]),
     );
     expect(state.violations).toEqual([]);
+    // 2 apps x (6 readers x 4 reads + 1 writer x 4 writes): every write ran, alone.
+    expect(state.ran).toMatchObject({ read: 48, write: 8 });
     expect(state.maxReaders).toBeGreaterThanOrEqual(2);
     expect(await childrenOf(server.connectString, '/locks/e2e/doc')).toEqual([]);
   }, 60_000);
@@ -131,6 +140,7 @@ describe('@DistributedLock kinds', () => {
         }),
       ),
     );
+    expect(state.ran.pooled).toBe(24); // 2 apps x 4 callers x 3 calls
     expect(state.maxLeases).toBe(2);
     expect(await childrenOf(server.connectString, '/locks/e2e/pool/leases')).toEqual([]);
   }, 60_000);
@@ -147,6 +157,7 @@ describe('@DistributedLock kinds', () => {
       one.transfer('b', 'a'),
     ]);
     expect(state.violations).toEqual([]);
+    expect(state.ran.transfer).toBe(21); // 10 + 10 + 1: none stuck in a deadlock
     expect(paths[2]).toBe('/locks/e2e/account/b'); // current(): the innermost (last taken) part
     expect(await childrenOf(server.connectString, '/locks/e2e/account/a')).toEqual([]);
   }, 60_000);

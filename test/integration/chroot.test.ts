@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { LockTimeoutError } from '../../lib/index.js';
 import { childrenOf, lockClient } from '../fixtures/lock-clients.js';
-import { waitFor, watchCount } from '../support/index.js';
+import { waitFor, watchCount, watchesByPath } from '../support/index.js';
 import { useFileServer } from '../fixtures/file-server.js';
 
 const server = useFileServer();
@@ -21,7 +21,17 @@ describe('chroot', () => {
     expect(await childrenOf(server.connectString, '/locks/report')).toEqual([]);
 
     await waitFor(async () => (await watchCount(server)) === 0);
-    await expect(b.locks.acquire('/locks/report', { timeout: 300 })).rejects.toBeInstanceOf(LockTimeoutError);
+    const attempt = b.locks.acquire('/locks/report', { timeout: 1_500 }).catch((e: unknown) => e);
+    // While it waits, the server has its watch on the holder's node, under the chroot.
+    const heldOnServer = `/tenants/blue${held.node}`;
+    await waitFor(async () => (await watchesByPath(server)).get(heldOnServer) === 1, {
+      timeout: 1_400,
+      interval: 10,
+      message: 'the waiter watches the holder under the chroot',
+    });
+    expect(b.connection.stats().watches).toBe(1);
+    expect(await attempt).toBeInstanceOf(LockTimeoutError);
+    expect(b.connection.stats().watches).toBe(0);
     await waitFor(async () => (await watchCount(server)) === 0, {
       message: 'the waiter watch removed under the chroot',
     });

@@ -90,18 +90,25 @@ describe('coalescing across processes', () => {
       });
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      return new Promise<string>((resolve) => child.on('exit', () => resolve(out)));
+      return new Promise<{ code: number | null; lines: string[] }>((resolve) =>
+        child.on('close', (code) => resolve({ code, lines: out.split('\n') })),
+      );
     });
     const outputs = await Promise.all(runs);
-    const sections = outputs.map((out) =>
-      out
-        .split('\n')
+    // Each process ran to its end: exit code 0, its count of sections, then "closed".
+    expect(outputs.map(({ code }) => code)).toEqual([0, 0]);
+    const sections = outputs.map(({ lines }) =>
+      lines
         .filter((line) => line.startsWith('section '))
         .map((line) => {
           const [, enter, exit, token] = line.split(' ');
           return { enter: BigInt(enter), exit: BigInt(exit), token: BigInt(token) };
         }),
     );
+    for (const [index, { lines }] of outputs.entries()) {
+      expect(lines.filter((line) => line.startsWith('done '))).toEqual([`done ${sections[index].length}`]);
+      expect(lines.filter((line) => line !== '').at(-1)).toBe('closed');
+    }
     // Both made progress: neither process starved the other.
     for (const own of sections) expect(own.length).toBeGreaterThan(20);
     const all = sections.flat().toSorted((a, b) => (a.enter < b.enter ? -1 : 1));

@@ -75,13 +75,22 @@ describe('connection cut while the create is in flight', () => {
 
     proxy.pause('down'); // the server applies the create; its reply is held back
     const attempt = locks.acquire('/locks/cut', { timeout: 10_000 });
-    await waitFor(async () => (await children('/locks/cut')).length === 1, { message: 'the server made our node' });
+    const [made] = await waitFor(
+      async () => {
+        const nodes = await children('/locks/cut');
+        return nodes.length === 1 ? nodes : undefined;
+      },
+      { message: 'the server made our node' },
+    );
     proxy.reset(); // cut: the reply is lost, the outcome unknown to the client
     proxy.resume('down');
 
     const handle = await attempt;
     expect(connection.currentSession()).toBe(session); // same session, reconnected
-    expect(await children('/locks/cut')).toEqual([handle.node.split('/').pop()]);
+    // Adopted: the very node the server made (creating again, then deleting the orphan, would
+    // hold a node with a later sequence).
+    expect(handle.node.split('/').pop()).toBe(made);
+    expect(await children('/locks/cut')).toEqual([made]);
     const other = await lockClient(server.connectString);
     expect(await other.locks.tryAcquire('/locks/cut')).toBeNull();
     await handle.release();

@@ -3,7 +3,13 @@
  * sharing, FIFO fairness, no herd (notifications per waiter woken), clean give-up, inspect.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidOptionsError, LockAbortedError, LockTimeoutError, type LockHandle } from '../../lib/index.js';
+import {
+  InvalidOptionsError,
+  LockAbortedError,
+  LockLostError,
+  LockTimeoutError,
+  type LockHandle,
+} from '../../lib/index.js';
 import { childrenOf, Gathering, lockClient, lockClients, type LockClient } from '../fixtures/lock-clients.js';
 import { delay, waitFor, watchCount } from '../support/index.js';
 import { useFileServer } from '../fixtures/file-server.js';
@@ -209,7 +215,16 @@ describe('semaphore (leases)', () => {
     ];
     expect(held[1].fencingToken).toBeGreaterThan(held[0].fencingToken);
     expect(await c.locks.tryAcquire('/locks/sem2', { leases: 2 })).toBeNull();
-    const error = await c.locks.acquire('/locks/sem2', { leases: 2, timeout: 300 }).catch((e: unknown) => e);
+    const attempt = c.locks.acquire('/locks/sem2', { leases: 2, timeout: 1_500 }).catch((e: unknown) => e);
+    // While it waits: its lease and inner-lock node exist, and it watches both held leases.
+    await waitFor(() => c.connection.stats().watches === 2, {
+      timeout: 1_400,
+      interval: 10,
+      message: 'the waiter watches both leases',
+    });
+    expect((await children('/locks/sem2/leases')).length).toBe(3);
+    expect(await watchCount(server)).toBe(2);
+    const error = await attempt;
     expect(error).toBeInstanceOf(LockTimeoutError);
     expect((await children('/locks/sem2/leases')).length).toBe(2);
     expect(await children('/locks/sem2/locks')).toEqual([]);
@@ -296,7 +311,8 @@ describe('multi-lock', () => {
     const [x, y] = await lockClients(2, server.connectString);
     let inside = 0;
     let overlaps = 0;
-    const run = async (client: LockClient, paths: string[]) => {
+    const sections = { x: 0, y: 0 };
+    const run = async (client: LockClient, name: 'x' | 'y', paths: string[]) => {
       for (let i = 0; i < 25; i += 1) {
         await client.locks.withLock(paths, async (locks) => {
           expect(locks.paths).toEqual(['/locks/multi/a', '/locks/multi/b']);
@@ -304,10 +320,15 @@ describe('multi-lock', () => {
           if (inside > 1) overlaps += 1;
           await delay(1);
           inside -= 1;
+          sections[name] += 1;
         });
       }
     };
-    await Promise.all([run(x, ['/locks/multi/a', '/locks/multi/b']), run(y, ['/locks/multi/b', '/locks/multi/a'])]);
+    await Promise.all([
+      run(x, 'x', ['/locks/multi/a', '/locks/multi/b']),
+      run(y, 'y', ['/locks/multi/b', '/locks/multi/a']),
+    ]);
+    expect(sections).toEqual({ x: 25, y: 25 }); // every section ran: nothing stuck, nothing skipped
     expect(overlaps).toBe(0);
     expect(await children('/locks/multi/a')).toEqual([]);
     expect(await children('/locks/multi/b')).toEqual([]);
@@ -316,30 +337,62 @@ describe('multi-lock', () => {
   it('a timeout part-way releases what was taken: no node left behind', async () => {
     const [holder, caller] = await lockClients(2, server.connectString);
     const b = await holder.locks.acquire('/locks/multi2/b');
-    const error = await caller.locks
-      .acquireAll(['/locks/multi2/b', '/locks/multi2/a'], { timeout: 300 })
+    const attempt = caller.locks
+      .acquireAll(['/locks/multi2/b', '/locks/multi2/a'], { timeout: 1_500 })
       .catch((e: unknown) => e);
+    // Part-way: a (first in the global order) is taken, and the caller waits for b, watching it.
+    await waitFor(
+      async () => caller.connection.stats().watches === 1 && (await children('/locks/multi2/a')).length === 1,
+      {
+        timeout: 1_400,
+        interval: 10,
+        message: 'a taken, b waited for',
+      },
+    );
+    expect(await children('/locks/multi2/b')).toHaveLength(2);
+    const error = await attempt;
     expect(error).toBeInstanceOf(LockTimeoutError);
     expect((error as LockTimeoutError).path).toBe('/locks/multi2/b');
-    expect((error as LockTimeoutError).timeout).toBe(300);
+    expect((error as LockTimeoutError).timeout).toBe(1_500);
     expect(await children('/locks/multi2/a')).toEqual([]);
     expect(await children('/locks/multi2/b')).toEqual([b.node.split('/').pop()]);
     expect(caller.connection.stats().watches).toBe(0);
     await b.release();
   });
 
-  it('the handle: tokens per path, one signal for all, release frees every part', async () => {
-    const [a, other] = await lockClients(2, server.connectString);
-    await using all = await a.locks.acquireAll(['/locks/m3/y', '/locks/m3/x', '/locks/m3/y']);
-    expect(all.paths).toEqual(['/locks/m3/x', '/locks/m3/y']);
+  it('the handle: tokens per path, one signal for all (aborts when any part is lost), release frees every part', async () => {
+    // heldLockWatchDelay 0: the parts watch their own nodes at once, so a deletion is seen.
+    const [a, other, admin] = await lockClients(3, server.connectString, { heldLockWatchDelay: 0 });
+    const paths = ['/locks/m3/x', '/locks/m3/y'];
+    const tokenOf = async (path: string) => {
+      const lock = await other.locks.acquire(path);
+      await lock.release();
+      return lock.fencingToken;
+    };
+    const earlier = [await tokenOf(paths[0]), await tokenOf(paths[1])];
+    const all = await a.locks.acquireAll(['/locks/m3/y', '/locks/m3/x', '/locks/m3/y']);
+    expect(all.paths).toEqual(paths);
     expect(all.locks.map((lock: LockHandle) => lock.path)).toEqual(all.paths);
+    // Each part has its own lock's token: above that lock's earlier holder, below its next one.
+    expect(all.locks.map((lock, i) => lock.fencingToken > earlier[i])).toEqual([true, true]);
+    expect(all.locks[0].fencingToken).not.toBe(all.locks[1].fencingToken);
     expect(await other.locks.tryAcquire('/locks/m3/x')).toBeNull();
+    expect(await other.locks.tryAcquire('/locks/m3/y')).toBeNull();
     expect(all.signal.aborted).toBe(false);
+
+    // One part lost (its node deleted by someone else): the one signal aborts, with that part's loss.
+    await waitFor(() => a.connection.stats().watches === 2, { message: 'both parts watch their nodes' });
+    await admin.connection.remove(all.locks[1].node);
+    await waitFor(() => all.signal.aborted, { message: 'the multi-lock signal aborts' });
+    expect(all.signal.reason).toBeInstanceOf(LockLostError);
+    expect(all.signal.reason).toMatchObject({ path: '/locks/m3/y', reason: 'node-deleted' });
+    expect(all.locks[0].signal.aborted).toBe(false); // the other part is still held...
+    expect(all.released).toBe(true); // ...but the multi-lock as a whole is gone
     await all.release();
-    expect(all.released).toBe(true);
-    const again = await other.locks.tryAcquire('/locks/m3/y');
-    expect(again).not.toBeNull();
-    await again!.release();
+    expect(await children('/locks/m3/x')).toEqual([]);
+
+    const later = [await tokenOf(paths[0]), await tokenOf(paths[1])];
+    expect(all.locks.map((lock, i) => lock.fencingToken < later[i])).toEqual([true, true]);
   });
 });
 

@@ -2,7 +2,7 @@
  * The lock recipe against one real ZooKeeper server: mutual exclusion, no herd, FIFO order,
  * clean give-up, release semantics, reentrancy, inspect, and the request count of a cycle.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   InvalidLockPathError,
   LockAbortedError,
@@ -11,7 +11,7 @@ import {
   type LockHandle,
 } from '../../lib/index.js';
 import { lockClient, lockClients, OverlapDetector, childrenOf } from '../fixtures/lock-clients.js';
-import { packetsReceived, waitFor, watchCount, watchesByPath } from '../support/index.js';
+import { packetsReceived, TcpProxy, waitFor, watchCount, watchesByPath } from '../support/index.js';
 import { useFileServer } from '../fixtures/file-server.js';
 
 const server = useFileServer();
@@ -99,11 +99,19 @@ describe('giving up while waiting', () => {
   it('a timeout rejects with LockTimeoutError and leaves no node and no watch', async () => {
     const [a, b] = await lockClients(2, server.connectString);
     const held = await a.locks.acquire('/locks/timeout');
-    const started = Date.now();
-    const error = await b.locks.acquire('/locks/timeout', { timeout: 300 }).catch((e: unknown) => e);
+    const started = performance.now();
+    const attempt = b.locks.acquire('/locks/timeout', { timeout: 1_500 }).catch((e: unknown) => e);
+    // While it waits, the waiter's node is queued and its watch is on the server: what must go.
+    await waitFor(async () => b.connection.stats().watches === 1 && (await watchCount(server)) === 1, {
+      timeout: 1_400,
+      interval: 10,
+      message: 'the waiter watches the holder while it waits',
+    });
+    expect(await children('/locks/timeout')).toHaveLength(2);
+    const error = await attempt;
     expect(error).toBeInstanceOf(LockTimeoutError);
     expect((error as LockTimeoutError).message).toContain('/locks/timeout');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_500 - 1); // (timer granularity)
     expect(await children('/locks/timeout')).toEqual([held.node.split('/').pop()]);
     expect(b.connection.stats().watches).toBe(0);
     await waitFor(async () => (await watchCount(server)) === 0, { message: 'the server watch removed' });
@@ -275,13 +283,23 @@ describe('reentrancy', () => {
 
 describe('shutdown', () => {
   it('waits are refused, and a lock still held after shutdownTimeout is revoked: signal first, then the node', async () => {
-    const { locks } = await lockClient(server.connectString, { shutdownTimeout: 100 });
+    const { locks, connection } = await lockClient(server.connectString, { shutdownTimeout: 100 });
     const held = await locks.acquire('/locks/shutdown');
     const waiting = locks.acquire('/locks/shutdown', { timeout: 10_000 }).catch((error: unknown) => error);
+    // At the moment the holder is told, ask the server (on the holder's own session, whose requests
+    // are answered in the order sent) whether the node is still there: it must be, since the
+    // delete may only be sent after the signal aborted.
+    let nodeWhenTold: Promise<unknown> | undefined;
+    held.signal.addEventListener('abort', () => {
+      nodeWhenTold = connection.exists(held.node);
+    });
     await locks.beforeApplicationShutdown();
     expect(String(await waiting)).toContain('the application is shutting down');
     expect(held.signal.aborted).toBe(true);
     expect((held.signal.reason as LockLostError).reason).toBe('closed');
+    expect(nodeWhenTold).toBeDefined();
+    expect(await nodeWhenTold).not.toBeNull(); // told first: the node was still ours
+    expect(await connection.exists(held.node)).toBeNull(); // then the node went
     expect(await children('/locks/shutdown')).toEqual([]);
     await expect(locks.acquire('/locks/other')).rejects.toThrow('the application is shutting down');
   });
@@ -319,6 +337,25 @@ describe('inspect', () => {
 });
 
 describe('cost', () => {
+  /**
+   * Requests a client sent while `fn` ran: the server's own packet count, minus the pings the
+   * client sent meanwhile (seen in the proxy between them: a ping is 12 bytes, any request carries
+   * a path and is longer).
+   */
+  async function requestsDuring(proxy: TcpProxy, fn: () => Promise<void>): Promise<number> {
+    let pings = 0;
+    const stop = proxy.onData((direction, bytes) => {
+      if (direction === 'up' && bytes === 12) pings += 1;
+    });
+    const before = await packetsReceived(server);
+    try {
+      await fn();
+    } finally {
+      stop();
+    }
+    return (await packetsReceived(server)) - before - pings;
+  }
+
   it('an uncontended acquire + release is create + getChildren + delete: 3 requests', async () => {
     const { locks, connection } = await lockClient(server.connectString, { sessionTimeout: 4_000 });
     // A long-lived lock's directory: an empty container may be reclaimed between two cycles by the
@@ -331,6 +368,57 @@ describe('cost', () => {
     // Pings (every third of the session timeout) and the mntr call add a few packets at most.
     expect(perCycle).toBeGreaterThanOrEqual(3);
     expect(perCycle).toBeLessThan(3.1);
+  });
+
+  it('with the defaults (container directory, own-node watch after 1000 ms): 3 requests per short cycle, 4 per long hold', async () => {
+    const proxy = await TcpProxy.start({ host: server.host, port: server.port });
+    onTestFinished(() => proxy.close());
+    // Every option at its default (the fixture's heldLockWatchDelay: Infinity undone), but the
+    // session timeout, which the test server caps at 4 s.
+    const { locks, connection } = await lockClient(proxy.connectString, {
+      sessionTimeout: 4_000,
+      heldLockWatchDelay: undefined,
+    });
+    expect(connection.options.heldLockWatchDelay).toBe(1_000);
+
+    // The first lock on a new path: the create fails (NO_NODE), the directory and its missing
+    // parents are made as containers (one request per segment of the path, NODE_EXISTS for those
+    // there already), the create is sent again: 3 + 1 + 2 segments here.
+    await connection.ensurePath('/locks');
+    const fresh = () => requestsDuring(proxy, async () => (await locks.acquire('/locks/cost-default')).release());
+    expect(await fresh()).toBe(6);
+
+    // Short holds (well under heldLockWatchDelay): create, getChildren, delete; no own-node watch.
+    // (The emptied container may be reclaimed by the test server's 500 ms check between two
+    // cycles: the next cycle then pays the 3 requests above once more.)
+    const cycles = 100;
+    const short = await requestsDuring(proxy, async () => {
+      for (let i = 0; i < cycles; i += 1) await (await locks.acquire('/locks/cost-default')).release();
+    });
+    expect(short / cycles).toBeGreaterThanOrEqual(3);
+    expect(short / cycles).toBeLessThan(3.1);
+    expect(await watchCount(server)).toBe(0);
+
+    // A hold past heldLockWatchDelay: one request more, the watch on our own node (getData), which
+    // our own delete fires (one notification, no request to remove it).
+    const notifications = connection.stats().notifications;
+    const long = await requestsDuring(proxy, async () => {
+      const lock = await locks.acquire('/locks/cost-default');
+      await waitFor(async () => (await watchesByPath(server)).has(lock.node), {
+        timeout: 5_000,
+        message: 'the holder watches its own node after 1000 ms',
+      });
+      await lock.release();
+    });
+    expect(long).toBe(4);
+    await waitFor(() => connection.stats().notifications === notifications + 1, { message: 'our delete fired it' });
+    expect(await watchCount(server)).toBe(0);
+
+    // Once the server has reclaimed the emptied directory, the next lock re-creates it: 6 again.
+    await waitFor(async () => (await connection.exists('/locks/cost-default')) === null, {
+      message: 'the emptied container reclaimed',
+    });
+    expect(await fresh()).toBe(6);
   });
 });
 
