@@ -39,9 +39,9 @@ function children(path: string): Promise<string[]> {
   return childrenOf(server.connectString, path);
 }
 
-/** Resolves with the time the signal aborted. */
+/** Resolves with the time the signal aborted (performance.now()). */
 function abortedAt(signal: AbortSignal): Promise<number> {
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(Date.now()), { once: true }));
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(performance.now()), { once: true }));
 }
 
 /** Ends a session from outside, as the server would on expiry: resume it with a raw client, then close it. */
@@ -131,7 +131,8 @@ describe('session expiry while holding', () => {
     proxy.restore();
 
     const next = await waiting;
-    await waitFor(() => held.signal.aborted, { message: 'the holder is told' });
+    // Told once it reconnects (within reconnectDelay of the restore) and hears of the expiry.
+    await waitFor(() => held.signal.aborted, { timeout: 5_000, message: 'the holder is told' });
     expect(held.signal.reason).toBeInstanceOf(LockLostError);
     expect((held.signal.reason as LockLostError).reason).toBe('session-expired');
     expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
@@ -227,8 +228,11 @@ describe('session expiry and the other lock kinds', () => {
 });
 
 describe('partition', () => {
-  it('a cut-off holder learns it lost the lock within about the session timeout, before anyone else acquires', async () => {
-    const sessionTimeout = 2_000;
+  it('a cut-off holder learns it lost the lock by 90% of the session timeout, before anyone else acquires', async () => {
+    // The longest timeout the test server grants: the documented 90% and the server's 100% are 400 ms apart.
+    const sessionTimeout = 4_000;
+    /** Timer lag on a loaded 2-core machine; below the 0.1 T margin, so "at T" would still fail. */
+    const tolerance = 300;
     const proxy = await proxied();
     const a = await lockClient(proxy.connectString, { sessionTimeout });
     const b = await lockClient(server.connectString);
@@ -236,16 +240,21 @@ describe('partition', () => {
     const lost = abortedAt(held.signal);
     let acquiredAt = 0;
     const waiting = b.locks.acquire('/locks/partition', { timeout: 20_000 }).then((handle) => {
-      acquiredAt = Date.now();
+      acquiredAt = performance.now();
       return handle;
     });
 
-    const cutAt = Date.now();
+    const cutAt = performance.now();
     proxy.blackhole(); // packets dropped, sockets left open: the client is not told
-    const lostAt = await lost;
+    // The documented figure: 90% of the session timeout after the last request or ping that was
+    // answered, which was sent at most the cut's moment ago: so by 0.9 T after the cut.
+    const lostAt = await Promise.race([lost, delay(sessionTimeout * 2).then(() => Infinity)]);
+    expect(lostAt - cutAt).toBeLessThanOrEqual(0.9 * sessionTimeout + tolerance);
+    // And not before: the client pings every third of T, so the last answered send is at most
+    // about T/3 before the cut, and a shorter cut loses nothing.
+    expect(lostAt - cutAt).toBeGreaterThanOrEqual(0.9 * sessionTimeout - sessionTimeout / 3 - tolerance);
     expect(proxy.connections).toBeGreaterThan(0); // no reconnect happened in between
     expect((held.signal.reason as LockLostError).reason).toBe('connection-lost');
-    expect(lostAt - cutAt).toBeLessThanOrEqual(sessionTimeout + 1_000);
 
     const next = await waiting;
     // Safety: the old holder stopped before the new one started.
