@@ -2,6 +2,7 @@
  * The lock recipe against one real ZooKeeper server: mutual exclusion, no herd, FIFO order,
  * clean give-up, release semantics, reentrancy, inspect, and the request count of a cycle.
  */
+import { hostname } from 'node:os';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   InvalidLockPathError,
@@ -13,6 +14,7 @@ import {
 import { lockClient, lockClients, OverlapDetector, childrenOf } from '../fixtures/lock-clients.js';
 import { packetsReceived, TcpProxy, waitFor, watchCount, watchesByPath } from '../support/index.js';
 import { useFileServer } from '../fixtures/file-server.js';
+import { requestsDuring } from '../fixtures/requests.js';
 
 const server = useFileServer();
 
@@ -313,7 +315,12 @@ describe('inspect', () => {
     await waitFor(async () => (await a.locks.inspect('/locks/inspect')).queue.length === 1);
     const info = await a.locks.inspect('/locks/inspect');
     expect(info.holder?.node).toBe(held.node.split('/').pop());
-    expect(info.holder?.owner).toMatchObject({ pid: process.pid, app: 'inspector' });
+    expect(info.holder?.owner).toMatchObject({ host: hostname(), pid: process.pid, app: 'inspector' });
+    // since when (to the second), and the session that owns the node
+    const since = Date.parse((info.holder!.owner as { since: string }).since);
+    expect(Math.abs(Date.now() - since)).toBeLessThan(60_000);
+    expect(info.holder?.sessionId).toBe(a.connection.sessionCredentials()!.id.toString('hex'));
+    expect(info.queue[0]?.sessionId).toBe(b.connection.sessionCredentials()!.id.toString('hex'));
     expect(info.holders).toEqual([info.holder]);
     expect(info.holder?.kind).toBe('write');
     expect(info.queue[0]?.kind).toBe('write');
@@ -337,25 +344,6 @@ describe('inspect', () => {
 });
 
 describe('cost', () => {
-  /**
-   * Requests a client sent while `fn` ran: the server's own packet count, minus the pings the
-   * client sent meanwhile (seen in the proxy between them: a ping is 12 bytes, any request carries
-   * a path and is longer).
-   */
-  async function requestsDuring(proxy: TcpProxy, fn: () => Promise<void>): Promise<number> {
-    let pings = 0;
-    const stop = proxy.onData((direction, bytes) => {
-      if (direction === 'up' && bytes === 12) pings += 1;
-    });
-    const before = await packetsReceived(server);
-    try {
-      await fn();
-    } finally {
-      stop();
-    }
-    return (await packetsReceived(server)) - before - pings;
-  }
-
   it('an uncontended acquire + release is create + getChildren + delete: 3 requests', async () => {
     const { locks, connection } = await lockClient(server.connectString, { sessionTimeout: 4_000 });
     // A long-lived lock's directory: an empty container may be reclaimed between two cycles by the
@@ -385,14 +373,15 @@ describe('cost', () => {
     // parents are made as containers (one request per segment of the path, NODE_EXISTS for those
     // there already), the create is sent again: 3 + 1 + 2 segments here.
     await connection.ensurePath('/locks');
-    const fresh = () => requestsDuring(proxy, async () => (await locks.acquire('/locks/cost-default')).release());
+    const fresh = () =>
+      requestsDuring(server, proxy, async () => (await locks.acquire('/locks/cost-default')).release());
     expect(await fresh()).toBe(6);
 
     // Short holds (well under heldLockWatchDelay): create, getChildren, delete; no own-node watch.
     // (The emptied container may be reclaimed by the test server's 500 ms check between two
     // cycles: the next cycle then pays the 3 requests above once more.)
     const cycles = 100;
-    const short = await requestsDuring(proxy, async () => {
+    const short = await requestsDuring(server, proxy, async () => {
       for (let i = 0; i < cycles; i += 1) await (await locks.acquire('/locks/cost-default')).release();
     });
     expect(short / cycles).toBeGreaterThanOrEqual(3);
@@ -402,7 +391,7 @@ describe('cost', () => {
     // A hold past heldLockWatchDelay: one request more, the watch on our own node (getData), which
     // our own delete fires (one notification, no request to remove it).
     const notifications = connection.stats().notifications;
-    const long = await requestsDuring(proxy, async () => {
+    const long = await requestsDuring(server, proxy, async () => {
       const lock = await locks.acquire('/locks/cost-default');
       await waitFor(async () => (await watchesByPath(server)).has(lock.node), {
         timeout: 5_000,
