@@ -301,3 +301,50 @@ describe('multi-locks', () => {
     await leases.release();
   });
 });
+
+describe('a lock lost before it is returned', () => {
+  /**
+   * A lease acquisition whose session ends after the lease is ours, while the inner-lock node's
+   * delete is in flight: the moment that delete is sent, the network goes (no reply, and the
+   * session is presumed expired); then it comes back. Resolves with what the acquisition gave.
+   */
+  async function leaseLostInFlight() {
+    const proxy = await proxied();
+    const client = await lockClient(proxy.connectString, { sessionTimeout: 2_000, shutdownTimeout: 10_000 });
+    const { locks, connection } = client;
+    const path = '/locks/lost-before-returned';
+    await connection.ensurePath(`${path}/locks`);
+    await connection.ensurePath(`${path}/leases`);
+    const first = connection.currentSession();
+    const remove = connection.remove.bind(connection);
+    connection.remove = (node: string, version?: number) => {
+      if (node.startsWith(`${path}/locks/`) && connection.currentSession() === first) proxy.blackhole();
+      return remove(node, version);
+    };
+    const attempt = locks.acquire(path, { leases: 1, timeout: 20_000 }).catch((e: unknown) => e);
+    await waitFor(() => connection.currentSession() !== first, { message: 'the session ended mid-acquisition' });
+    proxy.restore();
+    return { ...client, result: await attempt };
+  }
+
+  it('is not kept among the held locks: shutdown does not wait for it (regression test of 2e7a25f)', async () => {
+    const { locks, result } = await leaseLostInFlight();
+    if (!(result instanceof Error)) await (result as LockHandle).release();
+    const started = performance.now();
+    await locks.beforeApplicationShutdown(); // (shutdownTimeout 10 s: the old code waited all of it)
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('a lease is never returned already lost (issue 11 item 12): a live lease of the next session, or a typed error', async () => {
+    const { connection, result } = await leaseLostInFlight();
+    if (result instanceof Error) {
+      expect(result.name).toMatch(/^(ZkUnavailableError|LockTimeoutError)$/);
+      return;
+    }
+    const lease = result as LockHandle;
+    expect(lease.signal.aborted).toBe(false);
+    expect(lease.released).toBe(false);
+    expect((await connection.exists(lease.node))?.ephemeralOwner).toBe(connection.currentSession()!.id);
+    await lease.release();
+  });
+});
