@@ -5,6 +5,7 @@ import { ZkConnectError } from '../errors/connect.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
 import { MODULE_OPTIONS_TOKEN } from '../zk-lock.module-definition.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
+import { timerAt, type DeadlineTimer } from './adapter/timers.js';
 import { ZooKeeperClientAdapter, type AdapterEvent } from './zookeeper-client.adapter.js';
 import type { NodeStat, SessionEndReason, WatchRegistration, ZkCreateMode, ZkPort, ZkSession } from './zk-port.js';
 
@@ -34,7 +35,17 @@ export interface ZkConnectionEvent {
   reason?: SessionEndReason;
 }
 
-/** Share of the session timeout, counted from the last reply, after which a cut-off client presumes its session expired. */
+/**
+ * Share of the session timeout T after which the session is presumed lost, counted from the SEND
+ * time S (performance.now()) of the latest request or ping whose reply came back. The server got
+ * that packet at R >= S and cannot expire the session before R + T on its clock, so nobody else
+ * can take our locks before S + T. Presuming at S + 0.9 T leaves 0.1 T (400 ms at T = 4 s) for
+ * clock rates (monotonic clocks off by up to 1000 ppm each: under 0.002 T) and for our abort to
+ * reach the holders (the timer's lateness, i.e. event-loop lag; the session's `ended` signal then
+ * aborts every holder's signal synchronously). Remaining window: an event loop blocked for more
+ * than about 0.1 T just then, or a paused process or machine. Pings (T/3 after the last send, see
+ * adapter/heartbeat.ts) keep S within about T/3 of now, so a cut leaves holders about 0.57 T.
+ */
 const PRESUMED_EXPIRY = 0.9;
 
 class Session implements ZkSession {
@@ -71,8 +82,10 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   private sessionCount = 0;
   private pastNotifications = 0;
   private readonly sessionWaiters = new Set<{ resolve: (s: Session) => void; reject: (e: Error) => void }>();
-  private lossTimer: NodeJS.Timeout | undefined;
+  /** Presumes the session lost PRESUMED_EXPIRY * T after the last answered send, connected or not. */
+  private presumption: DeadlineTimer | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private connecting: Promise<void> | undefined;
 
   /** Connection state changes, starting with the current state. */
@@ -103,19 +116,14 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     return this.connecting;
   }
 
-  /** Closes the session (our ephemeral nodes go at once) and stops reconnecting. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.lossTimer);
-    const adapter = this.adapter;
-    this.adapter = undefined;
-    await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
-    this.endSession('closed');
-    for (const waiter of Array.from(this.sessionWaiters))
-      waiter.reject(new NotConnectedError('the connection was closed'));
-    this.events.next({ state: 'closed', reason: 'closed' });
-    this.events.complete();
+  /**
+   * Closes the session (our ephemeral nodes go at once) and stops reconnecting. The holders are
+   * told first (their signals abort before the close request leaves), so none of them still
+   * believes it holds a lock when the next holder gets in. Safe to call twice (same promise).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown(new NotConnectedError('the connection was closed'));
+    return this.closing;
   }
 
   // ---- ZkPort ----
@@ -237,36 +245,52 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
 
   // ---- internals ----
 
+  /** Ends the session (holders told), fails the waiters with `reason`, then closes the client. */
+  private async shutdown(reason: Error): Promise<void> {
+    this.closed = true;
+    this.presumption?.cancel();
+    this.presumption = undefined;
+    const adapter = this.adapter;
+    this.adapter = undefined;
+    this.endSession('closed');
+    for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(reason);
+    this.pastNotifications += adapter?.notifications ?? 0;
+    await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
+    this.events.next({ state: 'closed', reason: 'closed' });
+    this.events.complete();
+  }
+
   private async firstConnect(): Promise<void> {
     const { connectTimeout, connectionString } = this.options;
     this.startAdapter();
-    let timer: NodeJS.Timeout | undefined;
+    let timer: DeadlineTimer | undefined;
     const deadline = new AbortController();
     try {
       await Promise.race([
         this.waitForSession(deadline.signal),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            reject(new ZkConnectError(connectionString, connectTimeout, 'no server answered'));
-          }, connectTimeout);
+          const error = new ZkConnectError(connectionString, connectTimeout, 'no server answered');
+          timer = timerAt(performance.now() + connectTimeout, () => reject(error), false);
         }),
       ]);
     } catch (error) {
       deadline.abort();
       if (this.options.lazyConnect && !this.closed) {
         // A lazy connection fails this use only: the waiters hear why, the next use tries again.
+        // All of it before the first await: a use arriving meanwhile starts a new attempt, whose
+        // waiters must not hear this attempt's error.
         const adapter = this.adapter;
         this.adapter = undefined;
         this.connecting = undefined;
-        await adapter?.close(0);
         for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(error as Error);
         this.events.next({ state: 'idle' });
+        await adapter?.close(0);
       } else {
         await this.close();
       }
       throw error;
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
@@ -284,8 +308,6 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   private onAdapterEvent(adapter: ZooKeeperClientAdapter, event: AdapterEvent): void {
     switch (event.type) {
       case 'connected': {
-        clearTimeout(this.lossTimer);
-        this.lossTimer = undefined;
         const sessionId = event.sessionId.toString(16).padStart(16, '0');
         if (this.session?.id === event.sessionId) {
           this.logger.debug(`Reconnected to ZooKeeper, session 0x${sessionId} survives`);
@@ -298,6 +320,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         this.sessionCount += 1;
         this.logger.debug(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
         this.events.next({ state: 'connected', sessionId, newSession: this.sessionCount > 1 });
+        this.armPresumption(adapter, session);
         for (const waiter of Array.from(this.sessionWaiters)) waiter.resolve(session);
         return;
       }
@@ -306,15 +329,6 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         if (!session) return;
         this.logger.warn(`Disconnected from ZooKeeper; locks are lost unless reconnected within ${session.timeout} ms`);
         this.events.next({ state: 'suspended' });
-        // The server expires the session `timeout` after it last heard from us, which was about
-        // when we last heard from it. Presume the session gone a little before that (at 90%), so
-        // that our holders stop before the server lets anyone else in, without waiting to be told.
-        const left = Math.max(0, adapter.lastHeard + session.timeout * PRESUMED_EXPIRY - Date.now());
-        clearTimeout(this.lossTimer);
-        this.lossTimer = setTimeout(() => {
-          this.logger.warn('No ZooKeeper server reached within the session timeout: presuming the session expired');
-          this.replaceSession('connection-lost');
-        }, left);
         return;
       }
       case 'expired':
@@ -323,15 +337,37 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         return;
       case 'auth-failed':
         this.logger.error('ZooKeeper authentication failed: check the auth option');
-        void this.close();
+        this.closing ??= this.shutdown(new NotConnectedError('ZooKeeper authentication failed: check the auth option'));
         return;
     }
   }
 
+  /**
+   * Presumes the session lost (without waiting to hear it from a server) PRESUMED_EXPIRY * T after
+   * the latest answered send, connected or not: answers that stop coming count, not the socket's
+   * state. Re-armed lazily: each firing looks at the latest answered send.
+   */
+  private armPresumption(adapter: ZooKeeperClientAdapter, session: Session): void {
+    this.presumption?.cancel();
+    const deadline = adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY;
+    this.presumption = timerAt(deadline, () => {
+      this.presumption = undefined;
+      if (this.adapter !== adapter || this.session !== session) return;
+      if (performance.now() < adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY) {
+        this.armPresumption(adapter, session);
+        return;
+      }
+      this.logger.warn(
+        `No answer from ZooKeeper for ${PRESUMED_EXPIRY * 100}% of the session timeout: presuming the session expired`,
+      );
+      this.replaceSession('connection-lost');
+    });
+  }
+
   /** The session is over: tell its users, throw the client away, start a fresh one. */
   private replaceSession(reason: SessionEndReason): void {
-    clearTimeout(this.lossTimer);
-    this.lossTimer = undefined;
+    this.presumption?.cancel();
+    this.presumption = undefined;
     this.endSession(reason);
     const old = this.adapter;
     this.adapter = undefined;

@@ -1,111 +1,24 @@
 /**
- * The ONE file that imports node-zookeeper-client (1.1.3). Everything the client gets wrong
- * (see docs/architecture.md, "The client library") is handled here, so the rest of the
+ * The one place (with ./adapter/) that uses node-zookeeper-client (1.1.3). Everything the client
+ * gets wrong (see docs/architecture.md, "The client library") is handled here, so the rest of the
  * library sees a small promise API with deadlines and a single watch dispatcher per path.
  *
  * One adapter wraps one client object, and a client object lives for at most one session:
  * after expiry (or a presumed expiry) the connection service throws it away and makes another.
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import { createRequire } from 'node:module';
-import { ZooKeeperError, type ZkErrorCode } from '../errors/zookeeper.error.js';
+import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { ZkAclEntry, ZkAuth } from '../zk-lock.options.js';
+import { createContainerRequest, removeWatchesPacket } from './adapter/packets.js';
+import { zk, type Callback, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
+import { Requests } from './adapter/requests.js';
+import { Heartbeat } from './adapter/heartbeat.js';
+import { boundedDelay, MAX_TIMER_DELAY } from './adapter/timers.js';
+import { Wire } from './adapter/wire.js';
 import type { NodeStat, WatchRegistration, ZkCreateMode } from './zk-port.js';
-
-// ---- the parts of the client we use, typed here (the package ships no types) ----
-
-interface RawStat {
-  czxid: Buffer;
-  mzxid: Buffer;
-  pzxid: Buffer;
-  ephemeralOwner: Buffer;
-  version: number;
-  cversion: number;
-  numChildren: number;
-  dataLength: number;
-}
-interface RawException {
-  getCode(): number;
-  message: string;
-}
-type Callback<T extends unknown[]> = (error: RawException | null, ...result: T) => void;
-interface RawPacket {
-  request: unknown;
-  callback: ((...args: unknown[]) => void) | null;
-}
-interface RawConnectionManager {
-  socket?: Socket;
-  chrootPath?: string;
-  connect(): void;
-  onSocketConnected(): void;
-  onSocketData(buffer: Buffer): void;
-  onSocketClosed(hadError: boolean): void;
-  pendingBuffer: Buffer | null;
-  connectTimeoutHandler?: NodeJS.Timeout;
-  watcherManager: { dataWatchers: Record<string, EventEmitter | undefined> };
-  packetQueue: { push(packet: RawPacket): void };
-  queue(request: unknown, callback: (error: RawException | null, response?: unknown) => void): void;
-}
-interface RawClient extends EventEmitter {
-  connect(): void;
-  close(): void;
-  getSessionId(): Buffer;
-  getSessionPassword(): Buffer;
-  getSessionTimeout(): number;
-  addAuthInfo(scheme: string, auth: Buffer): void;
-  create(path: string, data: Buffer, acls: unknown[], mode: number, cb: Callback<[string]>): void;
-  remove(path: string, version: number, cb: Callback<[]>): void;
-  getChildren(path: string, cb: Callback<[string[], RawStat]>): void;
-  getData(path: string, watcher: ((event: unknown) => void) | undefined, cb: Callback<[Buffer | null, RawStat]>): void;
-  exists(path: string, cb: Callback<[RawStat | null]>): void;
-  setData(path: string, data: Buffer, version: number, cb: Callback<[RawStat]>): void;
-  connectionManager: RawConnectionManager;
-}
-interface RawModule {
-  createClient(connectionString: string, options: Record<string, unknown>): RawClient;
-  ACL: new (perms: number, id: unknown) => unknown;
-  Id: new (scheme: string, id: string) => unknown;
-}
-/** The client's protocol records, for the one request it cannot make itself (createContainer). */
-interface RawJute {
-  OP_CODES: { CREATE: number };
-  Request: new (header: unknown, payload: unknown) => unknown;
-  protocol: {
-    RequestHeader: new () => {
-      type: number;
-      serialize(buffer: Buffer, offset: number): number;
-    };
-    CreateRequest: new () => { path: string; data: Buffer; acl: unknown[]; flags: number };
-  };
-}
-// Loaded with require: the package is CommonJS and ships no types (the ones above are ours).
-const load = createRequire(import.meta.url);
-const zk = load('node-zookeeper-client') as RawModule;
-const jute = load('node-zookeeper-client/lib/jute') as RawJute;
-
-// ---- constants of the protocol ----
 
 const CREATE_MODES: Record<ZkCreateMode, number> = { persistent: 0, ephemeral: 1, 'ephemeral-sequential': 3 };
 const PERMISSION_BITS: Record<string, number> = { r: 1, w: 2, c: 4, d: 8, a: 16 };
-const ERROR_CODES: Record<number, ZkErrorCode> = {
-  [-101]: 'NO_NODE',
-  [-110]: 'NODE_EXISTS',
-  [-111]: 'NOT_EMPTY',
-  [-103]: 'BAD_VERSION',
-  [-102]: 'NO_AUTH',
-  [-114]: 'INVALID_ACL',
-  [-4]: 'CONNECTION_LOSS',
-  [-112]: 'SESSION_EXPIRED',
-  [-7]: 'OPERATION_TIMEOUT',
-  [-6]: 'UNIMPLEMENTED',
-};
-const OP_REMOVE_WATCHES = 18;
-const OP_CREATE_CONTAINER = 19;
-const CONTAINER_FLAGS = 4;
-const OP_DELETE = 2;
-const WATCHER_TYPE_DATA = 2;
-
 export type AdapterEvent =
   | { type: 'connected'; sessionId: bigint; timeout: number }
   | { type: 'disconnected' }
@@ -123,14 +36,6 @@ export interface AdapterOptions {
   session?: { id: Buffer; password: Buffer };
 }
 
-/** A request waiting for its reply. */
-interface InFlight {
-  /** performance.now() value after which the request fails with OPERATION_TIMEOUT. */
-  deadline: number;
-  fail(error: ZooKeeperError): void;
-  timeout(): ZooKeeperError;
-}
-
 interface PathWatch {
   listeners: Set<() => void>;
   /** Resolves with the node's data once the server watch is set, null when the node did not exist. */
@@ -143,24 +48,24 @@ export class ZooKeeperClientAdapter {
   private readonly client: RawClient;
   private readonly acl: unknown[];
   private readonly events = new EventEmitter();
-  /** Requests waiting for a reply, in the order they were sent. */
-  private readonly inflight = new Set<InFlight>();
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private readonly requests: Requests;
   private readonly watches = new Map<string, PathWatch>();
-  private livenessTimer: NodeJS.Timeout | undefined;
+  private readonly wire: Wire;
+  /** Pings, and drops a socket whose server stopped answering (see heartbeat.ts). */
+  private readonly heartbeat: Heartbeat;
   private closed = false;
   /** False once the server said it has no containers: lock directories are persistent then. */
   private containers = true;
   private connected = false;
-  /** When we last received bytes from a server (ms since epoch). */
-  lastHeard = 0;
   /** Watch notifications received from the server (one per fired server watch). */
   notifications = 0;
 
-  constructor(private readonly options: AdapterOptions) {
+  constructor(options: AdapterOptions) {
+    this.requests = new Requests(options.operationTimeout);
     const clientOptions: Record<string, unknown> = {
-      sessionTimeout: options.sessionTimeout,
-      spinDelay: options.reconnectDelay,
+      // The client arms timers with these (connect timeout, ping, reconnect spin): keep them in range.
+      sessionTimeout: Math.min(options.sessionTimeout, MAX_TIMER_DELAY),
+      spinDelay: Math.min(options.reconnectDelay, MAX_TIMER_DELAY),
       // Never re-send: a re-sent sequential create makes a duplicate node that nobody owns.
       retries: 0,
     };
@@ -177,22 +82,26 @@ export class ZooKeeperClientAdapter {
         ),
     );
     for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
-    this.guardReplies();
+    this.wire = new Wire(this.client.connectionManager);
+    this.heartbeat = new Heartbeat(this.wire, this.client.connectionManager, () => this.client.getSessionTimeout());
     this.client.on('connected', () => this.onConnected());
     this.client.on('connectedReadOnly', () => this.onConnected());
     this.client.on('disconnected', () => {
+      this.heartbeat.stop();
       if (!this.connected) return;
       this.connected = false;
       this.emit({ type: 'disconnected' });
     });
     this.client.on('expired', () => {
       this.connected = false;
-      this.failAll('SESSION_EXPIRED');
+      this.heartbeat.stop();
+      this.requests.failAll('SESSION_EXPIRED');
       this.emit({ type: 'expired' });
     });
     this.client.on('authenticationFailed', () => {
       this.connected = false;
-      this.failAll('NO_AUTH');
+      this.heartbeat.stop();
+      this.requests.failAll('NO_AUTH');
       this.emit({ type: 'auth-failed' });
     });
   }
@@ -203,11 +112,15 @@ export class ZooKeeperClientAdapter {
 
   connect(): void {
     this.client.connect();
-    // The client has no read timeout: a half-open socket looks connected forever. Check that the
-    // server has spoken (it answers the pings the client sends every third of the timeout).
-    const period = Math.max(50, Math.floor(this.options.sessionTimeout / 6));
-    this.livenessTimer = setInterval(() => this.checkLiveness(), period);
-    this.livenessTimer.unref();
+  }
+
+  /**
+   * performance.now() when the latest request or ping whose reply came back was sent (the connect
+   * request for a session just established or resumed): the server received it no earlier, so it
+   * cannot expire the session before this + the session timeout (on its clock).
+   */
+  get lastAcknowledgedSend(): number {
+    return this.wire.lastAcknowledgedSend;
   }
 
   sessionId(): bigint {
@@ -234,7 +147,7 @@ export class ZooKeeperClientAdapter {
   // ---- requests ----
 
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
-    return this.call(
+    return this.requests.run(
       'create',
       path,
       (cb: Callback<[string]>) => this.client.create(path, data, this.acl, CREATE_MODES[mode], cb),
@@ -256,25 +169,11 @@ export class ZooKeeperClientAdapter {
       return;
     }
     try {
-      await this.call(
+      await this.requests.run(
         'create',
         path,
-        (cb: Callback<[unknown]>) => {
-          const header = new jute.protocol.RequestHeader();
-          header.type = jute.OP_CODES.CREATE; // how the reply is parsed
-          const serialize = header.serialize.bind(header);
-          header.serialize = (buffer, offset) => {
-            const written = serialize(buffer, offset);
-            buffer.writeInt32BE(OP_CREATE_CONTAINER, offset + 4); // what the server is asked
-            return written;
-          };
-          const payload = new jute.protocol.CreateRequest();
-          payload.path = path;
-          payload.data = Buffer.alloc(0);
-          payload.acl = this.acl.map((entry) => (entry as { toRecord(): unknown }).toRecord());
-          payload.flags = CONTAINER_FLAGS;
-          this.client.connectionManager.queue(new jute.Request(header, payload), cb);
-        },
+        (cb: Callback<[unknown]>) =>
+          this.client.connectionManager.queue(createContainerRequest(path, this.acl), (error) => cb(error, undefined)),
         () => undefined,
       );
     } catch (error) {
@@ -285,7 +184,7 @@ export class ZooKeeperClientAdapter {
   }
 
   remove(path: string, version = -1): Promise<void> {
-    return this.call(
+    return this.requests.run(
       'delete',
       path,
       (cb: Callback<[]>) => this.client.remove(path, version, cb),
@@ -294,7 +193,7 @@ export class ZooKeeperClientAdapter {
   }
 
   getChildren(path: string): Promise<{ children: string[]; stat: NodeStat }> {
-    return this.call(
+    return this.requests.run(
       'getChildren',
       path,
       (cb: Callback<[string[], RawStat]>) => this.client.getChildren(path, cb),
@@ -303,7 +202,7 @@ export class ZooKeeperClientAdapter {
   }
 
   getData(path: string): Promise<{ data: Buffer; stat: NodeStat }> {
-    return this.call(
+    return this.requests.run(
       'getData',
       path,
       (cb: Callback<[Buffer | null, RawStat]>) => this.client.getData(path, undefined, cb),
@@ -312,7 +211,7 @@ export class ZooKeeperClientAdapter {
   }
 
   exists(path: string): Promise<NodeStat | null> {
-    return this.call(
+    return this.requests.run(
       'exists',
       path,
       (cb: Callback<[RawStat | null]>) => this.client.exists(path, cb),
@@ -321,7 +220,7 @@ export class ZooKeeperClientAdapter {
   }
 
   setData(path: string, data: Buffer, version = -1): Promise<NodeStat> {
-    return this.call(
+    return this.requests.run(
       'setData',
       path,
       (cb: Callback<[RawStat]>) => this.client.setData(path, data, version, cb),
@@ -347,23 +246,25 @@ export class ZooKeeperClientAdapter {
           for (const listener of Array.from(created.listeners)) listener();
         },
       };
-      created.ready = this.call(
-        'getData',
-        path,
-        (cb: Callback<[Buffer | null, RawStat]>) => this.client.getData(path, created.dispatch, cb),
-        ([data]) => data,
-      ).then(
-        (data) => {
-          created.armed = true;
-          if (created.listeners.size === 0) this.unwatch(path, created);
-          return data ?? Buffer.alloc(0);
-        },
-        (error: unknown) => {
-          if (this.watches.get(path) === created) this.watches.delete(path);
-          if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
-          throw error;
-        },
-      );
+      created.ready = this.requests
+        .run(
+          'getData',
+          path,
+          (cb: Callback<[Buffer | null, RawStat]>) => this.client.getData(path, created.dispatch, cb),
+          ([data]) => data,
+        )
+        .then(
+          (data) => {
+            created.armed = true;
+            if (created.listeners.size === 0) this.unwatch(path, created);
+            return data ?? Buffer.alloc(0);
+          },
+          (error: unknown) => {
+            if (this.watches.get(path) === created) this.watches.delete(path);
+            if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
+            throw error;
+          },
+        );
       this.watches.set(path, created);
       entry = created;
     }
@@ -402,8 +303,8 @@ export class ZooKeeperClientAdapter {
   async close(timeout: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.livenessTimer);
-    this.failAll('CLOSED');
+    this.heartbeat.stop();
+    this.requests.close();
     const manager = this.client.connectionManager;
     manager.connect = () => undefined; // no more reconnect attempts, whatever state we are in
     // A connect already scheduled (the client waits between rounds of servers) would open a socket
@@ -415,12 +316,14 @@ export class ZooKeeperClientAdapter {
     this.connected = false;
     if (wasConnected) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeout);
-        timer.unref();
-        this.client.once('disconnected', () => {
+        const done = (): void => {
           clearTimeout(timer);
+          this.client.removeListener('disconnected', done);
           resolve();
-        });
+        };
+        const timer = setTimeout(done, boundedDelay(timeout));
+        timer.unref();
+        this.client.once('disconnected', done);
         this.client.close();
       });
     } else {
@@ -440,48 +343,8 @@ export class ZooKeeperClientAdapter {
 
   private onConnected(): void {
     this.connected = true;
-    this.lastHeard = Date.now();
-    const socket = this.client.connectionManager.socket;
-    socket?.on('data', () => {
-      this.lastHeard = Date.now();
-    });
+    this.heartbeat.start();
     this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });
-  }
-
-  /**
-   * Two holes in the client's reply parsing, closed here (on the instance: the client binds these
-   * methods to each new socket):
-   * - it throws inside its socket handler on a reply it cannot parse (an error code it does not
-   *   know, a misaligned stream), which would crash the process: drop the connection instead;
-   *   pending requests fail with CONNECTION_LOSS and the client reconnects to the same session;
-   * - it keeps a partly received reply across a reconnect and glues the next connection's first
-   *   bytes to it: forget it when the socket closes.
-   */
-  private guardReplies(): void {
-    const manager = this.client.connectionManager;
-    const parse = manager.onSocketData.bind(manager);
-    const closed = manager.onSocketClosed.bind(manager);
-    manager.onSocketData = (buffer: Buffer) => {
-      try {
-        parse(buffer);
-      } catch {
-        manager.pendingBuffer = null;
-        manager.socket?.destroy();
-      }
-    };
-    manager.onSocketClosed = (hadError: boolean) => {
-      manager.pendingBuffer = null;
-      closed(hadError);
-    };
-  }
-
-  private checkLiveness(): void {
-    if (!this.connected) return;
-    const silentFor = Date.now() - this.lastHeard;
-    if (silentFor > (this.client.getSessionTimeout() * 2) / 3) {
-      // Like the Java client's read timeout: drop the socket so the client tries the next server.
-      this.client.connectionManager.socket?.destroy();
-    }
   }
 
   private unwatch(path: string, watch: PathWatch): void {
@@ -495,123 +358,10 @@ export class ZooKeeperClientAdapter {
     if (this.connected) this.sendRemoveWatches(path);
   }
 
-  /**
-   * removeWatches (opcode 18) is missing from the client. We queue it ourselves, fire and forget:
-   * with no callback the client never looks at the reply, so a NOWATCHER (-121) reply, a code
-   * the client does not know and would throw on, is harmless. The header reports DELETE to the
-   * client's reply parser (a reply without a body, like removeWatches') and writes 18 on the wire.
-   */
+  /** removeWatches (opcode 18) is missing from the client: queued ourselves, fire and forget (see packets.ts). */
   private sendRemoveWatches(path: string): void {
     const fullPath = (this.client.connectionManager.chrootPath ?? '') + path;
-    const pathBytes = Buffer.from(fullPath, 'utf8');
-    const header = {
-      xid: 0,
-      type: OP_DELETE,
-      byteLength: () => 8,
-      serialize(buffer: Buffer, offset: number): number {
-        buffer.writeInt32BE(header.xid, offset);
-        buffer.writeInt32BE(OP_REMOVE_WATCHES, offset + 4);
-        return 8;
-      },
-    };
-    const payload = {
-      byteLength: () => 8 + pathBytes.length,
-      serialize(buffer: Buffer, offset: number): number {
-        buffer.writeInt32BE(pathBytes.length, offset);
-        pathBytes.copy(buffer, offset + 4);
-        buffer.writeInt32BE(WATCHER_TYPE_DATA, offset + 4 + pathBytes.length);
-        return 8 + pathBytes.length;
-      },
-    };
-    const request = {
-      header,
-      payload,
-      toBuffer(): Buffer {
-        const size = header.byteLength() + payload.byteLength();
-        const buffer = Buffer.alloc(size + 4);
-        buffer.writeInt32BE(size, 0);
-        header.serialize(buffer, 4);
-        payload.serialize(buffer, 12);
-        return buffer;
-      },
-    };
-    this.client.connectionManager.packetQueue.push({ request, callback: null });
-  }
-
-  /**
-   * Runs one request with a deadline; a late reply is ignored (its outcome is unknown to the caller).
-   * Deadlines share ONE timer per connection (requests are in flight in the order they were sent,
-   * all with the same timeout, so the oldest one's deadline is the next to pass): a timer per
-   * request was a measurable part of an acquisition's CPU.
-   */
-  private call<T extends unknown[], R>(
-    operation: string,
-    path: string,
-    send: (cb: Callback<T>) => void,
-    map: (result: T) => R,
-  ): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      if (this.closed) {
-        reject(new ZooKeeperError('CLOSED', operation, path, 'the connection is closed'));
-        return;
-      }
-      const request: InFlight = {
-        deadline: performance.now() + this.options.operationTimeout,
-        fail: (error) => {
-          this.inflight.delete(request);
-          reject(error);
-        },
-        timeout: () =>
-          new ZooKeeperError(
-            'OPERATION_TIMEOUT',
-            operation,
-            path,
-            `no reply within ${this.options.operationTimeout} ms`,
-          ),
-      };
-      this.inflight.add(request);
-      this.armDeadline();
-      try {
-        send((error, ...result) => {
-          if (!this.inflight.delete(request)) return;
-          if (error) {
-            reject(new ZooKeeperError(ERROR_CODES[error.getCode()] ?? 'OTHER', operation, path, error.message));
-            return;
-          }
-          resolve(map(result));
-        });
-      } catch (error) {
-        request.fail(new ZooKeeperError('OTHER', operation, path, (error as Error).message));
-      }
-    });
-  }
-
-  /** Arms the deadline timer for the oldest request in flight, unless it is armed already. */
-  private armDeadline(): void {
-    if (this.deadlineTimer) return;
-    const oldest = this.inflight.values().next().value;
-    if (!oldest) return;
-    this.deadlineTimer = setTimeout(() => this.expireRequests(), Math.max(0, oldest.deadline - performance.now()));
-    this.deadlineTimer.unref(); // the socket keeps the process alive while requests are in flight
-  }
-
-  /** Fails every request whose deadline has passed, then waits for the next oldest. */
-  private expireRequests(): void {
-    this.deadlineTimer = undefined;
-    const now = performance.now();
-    for (const request of this.inflight) {
-      if (request.deadline > now) break; // in sending order: the rest are younger
-      request.fail(request.timeout());
-    }
-    this.armDeadline();
-  }
-
-  /** Rejects every request still waiting for a reply: after expiry or close the client would never answer. */
-  private failAll(code: ZkErrorCode): void {
-    for (const request of Array.from(this.inflight))
-      request.fail(new ZooKeeperError(code, 'request', '', `session ${code.toLowerCase()}`));
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = undefined;
+    this.client.connectionManager.packetQueue.push(removeWatchesPacket(fullPath));
   }
 }
 
