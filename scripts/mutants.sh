@@ -27,6 +27,15 @@ CHECKS=(
   "flat-token|test/integration/lock.test.ts|strictly increase across holders and across re-creation of the lock directory"
   "deaf-loss|test/integration/faults.test.ts|aborts the handle with a lock-lost error"
   "deaf-loss|test/integration/faults.test.ts|a cut-off holder learns it lost the lock"
+  "no-exclusion|test/integration/kinds.test.ts|8 readers and 2 writers in separate sessions"
+  "no-exclusion|test/integration/kinds.test.ts|N = 3, 10 contenders in separate sessions"
+  "no-exclusion|test/integration/coalesce.test.ts|two processes, each with 16 coalescing callers"
+  "no-exclusion|test/e2e/declarative-kinds.test.ts|mode read/write on service methods across two apps"
+  "no-exclusion|test/e2e/declarative-services.test.ts|is serialized across apps and callers"
+  "herd|test/integration/kinds.test.ts|notifications per acquisition stay at two"
+  "late-release|test/integration/lock.test.ts|withLock releases when the function throws"
+  "late-release|test/e2e/declarative-http.test.ts|releases when the handler ends with"
+  "deaf-loss|test/integration/faults.test.ts|a lease holder and a reader lose their locks"
 )
 
 wanted=("$@")

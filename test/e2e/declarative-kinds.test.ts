@@ -8,6 +8,7 @@ import { NestFactory } from '@nestjs/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CurrentLock, DistributedLock, LockService, ZkLockModule, type LockHandle } from '../../lib/index.js';
 import { childrenOf, Gathering } from '../fixtures/lock-clients.js';
+import { mutantHook } from '../fixtures/mutant-hook.js';
 import { delay, startZooKeeper, type ZkServer } from '../support/index.js';
 
 /** Shared by every app of the test process: who is inside which critical section. */
@@ -100,7 +101,7 @@ afterAll(async () => {
 async function app(): Promise<INestApplication> {
   @Module({
     imports: [ZkLockModule.forRoot({ connectionString: server.connectString, sessionTimeout: 4_000 })],
-    providers: [DocumentService],
+    providers: [DocumentService, mutantHook],
     controllers: [DocumentController],
   })
   class AppModule {}
