@@ -327,7 +327,10 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
       case 'disconnected': {
         const session = this.session;
         if (!session) return;
-        this.logger.warn(`Disconnected from ZooKeeper; locks are lost unless reconnected within ${session.timeout} ms`);
+        const left = adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY - performance.now();
+        this.logger.warn(
+          `Disconnected from ZooKeeper; held locks are presumed lost in ${Math.max(0, Math.round(left))} ms unless reconnected`,
+        );
         this.events.next({ state: 'suspended' });
         return;
       }

@@ -315,6 +315,32 @@ describe('close() on a cut-off connection', () => {
   });
 });
 
+describe('a long session', () => {
+  it('keeps request xids in int32: the 2^31st request works like the first', async () => {
+    const adapter = new ZooKeeperClientAdapter({
+      connectionString: server.connectString,
+      sessionTimeout: 4_000,
+      operationTimeout: 10_000,
+      reconnectDelay: 200,
+      auth: [],
+      acl: [],
+    });
+    try {
+      let connected = false;
+      adapter.onEvent((event) => (connected ||= event.type === 'connected'));
+      adapter.connect();
+      await waitFor(() => connected, { message: 'connected' });
+      // As after 2^31 - 3 requests (a day or two of a busy session).
+      (adapter as unknown as { client: { connectionManager: { xid: number } } }).client.connectionManager.xid =
+        2 ** 31 - 3;
+      for (let i = 0; i < 6; i++) expect(await adapter.exists('/')).not.toBeNull();
+      expect(adapter.isConnected()).toBe(true);
+    } finally {
+      await adapter.close(1_000);
+    }
+  });
+});
+
 describe('a reply with an error code the client does not know', () => {
   it('QUOTAEXCEEDED (-125) fails that request as a ZooKeeperError; the connection stays', async () => {
     // A server enforcing quotas (zookeeper.enforceQuota, ZooKeeper 3.7+), for this test only.

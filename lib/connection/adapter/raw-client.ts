@@ -38,6 +38,8 @@ export interface RawConnectionManager {
   chrootPath?: string;
   /** One of {@link STATES}. */
   state: number;
+  /** The next request's xid (the client counts up from 0 and never wraps). */
+  xid: number;
   connect(): void;
   onSocketConnected(): void;
   onSocketData(buffer: Buffer): void;

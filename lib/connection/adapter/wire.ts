@@ -36,6 +36,8 @@ interface Sent {
 
 /** Replies larger than this are a broken stream (the server's jute.maxbuffer default is 1 MiB; lists can be larger). */
 const MAX_REPLY_BYTES = 256 * 1024 * 1024;
+/** Request xids are int32; negative ones are the protocol's own (-1 notification, -2 ping, -4 auth, -8 set watches). */
+const MAX_XID = 2 ** 31 - 1;
 /** Reply header: length (4), xid (4), zxid (8), err (4). */
 const REPLY_HEADER_BYTES = 20;
 
@@ -70,6 +72,9 @@ export class Wire {
     const closed = manager.onSocketClosed.bind(manager);
     // The client writes every packet it takes from its queue at once (same tick), so taking is sending.
     manager.packetQueue.shift = () => {
+      // The client gives the packet the next xid right after this: keep it an int32 (it never wraps,
+      // and a long session's 2^31st request would throw in its serializer from then on).
+      if (manager.xid > MAX_XID) manager.xid = 1;
       const packet = shift();
       if (packet) {
         this.lastSend = performance.now();
