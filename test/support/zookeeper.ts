@@ -20,6 +20,11 @@ import { delay, waitFor } from './wait.js';
 export interface ZkServerOptions {
   /** ZooKeeper's tick in ms (default 200): min session timeout is 2 ticks, max 20 ticks. */
   tickTime?: number;
+  /**
+   * Fills the server's (empty) dataDir before its first start, e.g. with a snapshot written by a
+   * Java fixture (see {@link runJavaFixture}); a standalone server loads it as its own data.
+   */
+  prepareData?: (dataDir: string) => void | Promise<void>;
 }
 
 export interface ZkServer {
@@ -105,6 +110,26 @@ export function zooKeeperClasspath(): Promise<string> {
         });
       });
   return classpathPromise;
+}
+
+/**
+ * Runs a source-launched Java fixture (`test/fixtures/<name>.java`) on ZooKeeper's classpath and
+ * resolves with its stdout; rejects with its stderr when it exits non-zero.
+ */
+export async function runJavaFixture(name: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  const classpath = await zooKeeperClasspath();
+  const source = path.join(REPO_ROOT, 'test', 'fixtures', `${name}.java`);
+  return new Promise((resolve, reject) => {
+    execFile(
+      javaBinary(),
+      ['-XX:-UsePerfData', '-Dlog4j.rootLogger=OFF', '-cp', classpath, source, ...args],
+      { timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${name}.java failed (${err.message.split('\n')[0]}):\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
+  });
 }
 
 function javaBinary(): string {
@@ -394,6 +419,7 @@ export async function startZooKeeper(opts: ZkServerOptions = {}): Promise<ZkServ
     const port = await freePort();
     server.configure(port, baseConfig(server, port, tickTime));
     try {
+      await opts.prepareData?.(server.dataDir);
       await server.start();
       return server;
     } catch (err) {

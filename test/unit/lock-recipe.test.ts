@@ -1,4 +1,5 @@
 /** Unit tests of the pure parts of the lock recipe: node names, queue order, fencing tokens. */
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import {
   blockerOf,
@@ -9,6 +10,17 @@ import {
   sequenceOf,
   sortLockNodes,
 } from '../../lib/lock/lock-recipe.js';
+import { Attempt } from '../../lib/lock/recipe/attempt.js';
+import { mayBlockOurs } from '../../lib/lock/recipe/queue-order.js';
+
+/** A seeded pseudo-random generator in [0, 1). */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) >>> 0;
+    return state / 2 ** 32;
+  };
+}
 
 const UUID = '3f1c2a9e-6b1d-4d2e-9f7a-0c1b2d3e4f50';
 const MAX_SEQUENCE = 2 ** 31 - 1;
@@ -48,7 +60,10 @@ describe('sequenceOf', () => {
     'lock-000000004a',
     'lock- 000000042',
     'lock-+000000042',
-    'lock--000000001',
+    'lock--00000001',
+    'lock---000000001',
+    'lock-4294967296',
+    'lock-9999999999',
     'lock-0000000042 ',
     'lock-٠٠٠٠٠٠٠٠٤٢',
     `_c_${UUID}-lock-0000000042-extra`,
@@ -57,15 +72,66 @@ describe('sequenceOf', () => {
     `_c_${UUID}-lock_0000000042`,
     `_c_${UUID}-0000000042`,
     'read-0000000001',
-  ])('%j is not a lock node (-1)', (name) => {
-    expect(sequenceOf(name)).toBe(-1);
+  ])('%j is not a lock node (NaN)', (name) => {
+    expect(sequenceOf(name)).toBeNaN();
   });
 });
 
-describe('sequence overflow', () => {
-  it('a negative sequence (after the server counter wraps at 2^31) is still a lock node, so ours is never dropped', () => {
-    expect(sequenceOf(`_c_${UUID}-lock--2147483648`)).toBe(-2147483648);
-    expect(sortLockNodes([`_c_${UUID}-lock--2147483648`])).toHaveLength(1);
+describe('sequences past 2^31 - 1 (the server counter wrapped or saturated)', () => {
+  it.each([
+    [`_c_${UUID}-lock--2147483648`, -2147483648],
+    [`_c_${UUID}-lock--1000000000`, -1000000000],
+    [`_c_${UUID}-lock--999999999`, -999999999],
+    [`_c_${UUID}-lock--000000001`, -1],
+    [`_c_${UUID}-__READ__-2147483647`, -2147483647],
+    [`_c_${UUID}-__WRIT__-000000042`, -42],
+    [`_c_${UUID}-lease--2147483648`, -2147483648],
+    [`_c_${UUID}-lock-3000000000`, 3000000000 - 2 ** 32],
+  ])('%j (Java %%010d of a negative counter) is a node with sequence %d', (name, sequence) => {
+    expect(sequenceOf(name)).toBe(sequence);
+  });
+
+  it('orders them as unsigned: -2147483648 comes after 2147483647, -1 last', () => {
+    const children = [
+      'e-lock--000000001',
+      'c-lock--2147483648',
+      'a-lock-0000000005',
+      'd-lock--2147483647',
+      'b-lock-2147483647',
+    ];
+    expect(sortLockNodes(children)).toEqual([
+      'a-lock-0000000005',
+      'b-lock-2147483647',
+      'c-lock--2147483648',
+      'd-lock--2147483647',
+      'e-lock--000000001',
+    ]);
+  });
+
+  it('equal sequences (ZooKeeper 3.8 names every child 2147483647 once saturated) block each other one way: by czxid', () => {
+    const holder = 'z-lock-2147483647';
+    const newcomer = 'a-lock-2147483647'; // sorts first by name, but was created later
+    expect(positionOf([holder, newcomer], newcomer, 'me-')).toMatchObject({ unordered: true });
+    const czxids = new Map([
+      [holder, 10n],
+      [newcomer, 11n],
+    ]);
+    expect(positionOf([holder, newcomer], newcomer, 'me-', czxids).blocker).toBe(holder);
+    expect(positionOf([holder, newcomer], holder, 'me-', czxids).blocker).toBeUndefined();
+    expect(lockQueue([newcomer, holder], undefined, czxids).map((node) => node.name)).toEqual([holder, newcomer]);
+  });
+
+  it('needs creation order only when a node that may block ours, or ours, is in the wrapped range', () => {
+    expect(positionOf(['a-lock-0000000001', 'b-lock-0000000002'], 'b-lock-0000000002', 'me-').unordered).toBe(false);
+    expect(positionOf(['a-lock-2147483647'], 'a-lock-2147483647', 'me-').unordered).toBe(false); // alone
+    expect(positionOf(['a-lock-0000000001', 'b-lock--000000005'], 'b-lock--000000005', 'me-').unordered).toBe(true);
+    expect(positionOf(['a-lock--000000001', 'b-lock-0000000002'], 'b-lock-0000000002', 'me-').unordered).toBe(true);
+    // a read is blocked by writes only: a wrapped read ahead does not matter
+    expect(positionOf(['a-__READ__-000000001', 'b-__READ__0000000002'], 'b-__READ__0000000002', 'me-').unordered).toBe(
+      false,
+    );
+    // leases are not in the read/write queue
+    expect(positionOf(['a-lease--000000001', 'b-lock-0000000002'], 'b-lock-0000000002', 'me-').unordered).toBe(false);
   });
 });
 
@@ -142,45 +208,16 @@ describe('sortLockNodes', () => {
 });
 
 describe('fencingToken', () => {
-  it('is a bigint made of (directory czxid, sequence), with 16 low bits free for local hand-offs', () => {
-    expect(typeof fencingToken(1n, 0)).toBe('bigint');
-    expect(fencingToken(0n, 0)).toBe(0n);
-    expect(fencingToken(1n, 0)).toBe(2n ** 48n);
-    expect(fencingToken(5n, 42)).toBe((5n * 2n ** 32n + 42n) * 2n ** 16n);
-    expect(fencingToken(5n, MAX_SEQUENCE)).toBe((5n * 2n ** 32n + BigInt(MAX_SEQUENCE)) * 2n ** 16n);
+  it('is the granting listing pzxid shifted left 16 bits: the low bits stay free for local hand-offs', () => {
+    expect(typeof fencingToken(1n)).toBe('bigint');
+    expect(fencingToken(0n)).toBe(0n);
+    expect(fencingToken(1n)).toBe(65_536n);
+    expect(fencingToken(0x1_0000_002an)).toBe(0x1_0000_002an * 65_536n);
   });
 
-  it('the next node beats every local hand-off of the previous one (at most 65536)', () => {
-    expect(fencingToken(5n, 43) > fencingToken(5n, 42) + 65_535n).toBe(true);
-  });
-
-  it('strictly increases with the sequence in one directory', () => {
-    const sequences = [0, 1, 2, 9, 10, 42, 1_000, 65_535, 65_536, 2 ** 30, MAX_SEQUENCE - 1, MAX_SEQUENCE];
-    const tokens = sequences.map((sequence) => fencingToken(0x1_0000_002an, sequence));
-    for (let i = 1; i < tokens.length; i++) expect(tokens[i] > tokens[i - 1]).toBe(true);
-  });
-
-  it.each([
-    [1n, 2n],
-    [0x2an, 0x10_0000_0000n],
-    [0xffff_ffffn, 0x1_0000_0000n],
-    [0x7fff_ffff_ffff_fffen, 0x7fff_ffff_ffff_ffffn],
-  ])(
-    'a re-created directory (czxid %s -> %s) at sequence 0 beats the old directory at 2^31-1',
-    (oldCzxid, newCzxid) => {
-      const oldLast = fencingToken(oldCzxid, MAX_SEQUENCE);
-      const newFirst = fencingToken(newCzxid, 0);
-      expect(newFirst > oldLast).toBe(true);
-      expect(newFirst - oldLast).toBeGreaterThan(0n);
-    },
-  );
-
-  it('never gives two (czxid, sequence) pairs the same token', () => {
-    const tokens = new Set<bigint>();
-    const czxids = [1n, 2n, 3n, 0xffff_ffffn, 0x1_0000_0000n];
-    const sequences = [0, 1, MAX_SEQUENCE - 1, MAX_SEQUENCE];
-    for (const czxid of czxids) for (const sequence of sequences) tokens.add(fencingToken(czxid, sequence));
-    expect(tokens.size).toBe(czxids.length * sequences.length);
+  it('a later pzxid beats every local hand-off (at most 65535) of an earlier one', () => {
+    expect(fencingToken(43n) > fencingToken(42n) + 65_535n).toBe(true);
+    expect(fencingToken(0x7fff_ffff_ffff_ffffn) > fencingToken(0x7fff_ffff_ffff_fffen) + 65_535n).toBe(true);
   });
 });
 
@@ -201,11 +238,7 @@ describe('kinds and blockers (Shared Locks recipe)', () => {
   });
 
   it('positionOf (one pass, no sort) agrees with blockerOf on the sorted queue: 5,000 seeded random listings', () => {
-    let seed = 0x2545f491;
-    const random = () => {
-      seed = (seed * 1_103_515_245 + 12_345) >>> 0;
-      return seed / 2 ** 32;
-    };
+    const random = seeded(0x2545f491);
     const markers = ['lock-', '__WRIT__', '__READ__', '__READ__', 'lease-'];
     for (let round = 0; round < 5_000; round += 1) {
       const count = 1 + Math.floor(random() * 12);
@@ -218,16 +251,54 @@ describe('kinds and blockers (Shared Locks recipe)', () => {
         const marker = markers[Math.floor(random() * (names.length === 0 ? 3 : markers.length))];
         names.push(`_c_p${names.length}-${marker}${String(sequence).padStart(10, '0')}`);
       }
-      names.push('leases', 'config', 'x-lock--0000000001'); // two non-nodes, and a negative sequence (the regex path)
+      names.push('leases', 'config', 'x-lease--000000001'); // two non-nodes, and a wrapped lease (not in the queue)
       const shuffled = names.toSorted(() => random() - 0.5);
       const ours = names[0];
       const queue = lockQueue(shuffled);
       const index = queue.findIndex((node) => node.name === ours);
       const expected = blockerOf(queue, index)?.name;
       const position = positionOf(shuffled, ours, '_c_none-');
-      expect(position.present).toBe(true);
-      expect(position.blocker).toBe(expected);
-      expect(position.orphans).toEqual([]);
+      expect(position).toMatchObject({ present: true, blocker: expected, orphans: [], unordered: false });
+    }
+  });
+
+  it('in the wrapped range, with the czxids it asked for, positionOf finds the blocker of creation order: 5,000 listings', () => {
+    const random = seeded(0x1234567);
+    const markers = ['lock-', '__WRIT__', '__READ__', '__READ__'];
+    // What a saturated ZooKeeper 3.8 names children once its counter is at 2^31 - 1 (creates in flight at once).
+    const wrappedNames = ['2147483647', '-2147483648', '-2147483647', '-2147483646'];
+    for (let round = 0; round < 5_000; round += 1) {
+      const count = 2 + Math.floor(random() * 10);
+      const normal = Math.floor(random() * count); // created before the counter reached 2^31 - 1
+      const nodes = Array.from({ length: count }, (_, i) => {
+        const sequence =
+          i < normal
+            ? String(2147483640 - normal + i).padStart(10, '0')
+            : wrappedNames[Math.floor(random() * wrappedNames.length)];
+        const marker = markers[Math.floor(random() * markers.length)];
+        return { name: `_c_p${Math.floor(random() * 1e6)}x${i}-${marker}${sequence}`, czxid: BigInt(100 + i) };
+      });
+      const creationQueue = lockQueue(
+        nodes.map((node) => node.name),
+        undefined,
+        new Map(nodes.map((node) => [node.name, node.czxid])),
+      );
+      expect(creationQueue.map((node) => node.name)).toEqual(nodes.map((node) => node.name));
+      const ours = nodes[Math.floor(random() * count)].name;
+      const shuffled = nodes.map((node) => node.name).toSorted(() => random() - 0.5);
+      const first = positionOf(shuffled, ours, '_c_none-');
+      const wrapped = new Set(nodes.slice(normal).map((node) => node.name));
+      const lookups = mayBlockOurs(shuffled, ours, '_c_none-');
+      expect(first.unordered).toBe(lookups.length > 0 && [ours, ...lookups].some((name) => wrapped.has(name)));
+      if (!first.unordered) continue;
+      const czxids = new Map(
+        nodes.filter((node) => [...lookups, ours].includes(node.name)).map((n) => [n.name, n.czxid]),
+      );
+      const expected = blockerOf(
+        creationQueue,
+        creationQueue.findIndex((node) => node.name === ours),
+      )?.name;
+      expect(positionOf(shuffled, ours, '_c_none-', czxids)).toMatchObject({ blocker: expected, unordered: false });
     }
   });
 
@@ -240,5 +311,79 @@ describe('kinds and blockers (Shared Locks recipe)', () => {
     );
     expect(position).toMatchObject({ present: true, orphans: ['me-lock-0000000001'] });
     expect(position.blocker).toBe('x-lock-0000000002');
+  });
+});
+
+describe('Attempt: every wait bounded by the deadline and the signal', () => {
+  const never = new AbortController().signal;
+
+  it('a request given up on has its rejection handled, and its late outcome goes to the late handler', async () => {
+    const attempt = new Attempt(performance.now() - 1, undefined); // already due
+    let rejectLate!: (error: Error) => void;
+    const request = new Promise<string>((_, reject) => (rejectLate = reject));
+    const late: unknown[] = [];
+    await expect(attempt.reply(request, { error: (error) => late.push(error) })).rejects.toMatchObject({
+      why: 'timeout',
+      unavailable: true,
+    });
+    rejectLate(new Error('late'));
+    await new Promise((resolve) => setTimeout(resolve, 0)); // (an unhandled rejection would trip here)
+    expect(late).toEqual([new Error('late')]);
+    attempt.end();
+  });
+
+  it('a late value (e.g. a created node) reaches the late handler, to be undone', async () => {
+    const controller = new AbortController();
+    const attempt = new Attempt(Infinity, controller.signal);
+    let resolveLate!: (value: string) => void;
+    const request = new Promise<string>((resolve) => (resolveLate = resolve));
+    const late: string[] = [];
+    const waiting = attempt.reply(request, { value: (value) => late.push(value) });
+    controller.abort();
+    await expect(waiting).rejects.toMatchObject({ why: 'aborted', unavailable: true });
+    resolveLate('/dir/node');
+    await Promise.resolve();
+    expect(late).toEqual(['/dir/node']);
+    attempt.end();
+  });
+
+  it('waiting for another holder is a busy give-up (not unavailable); the session end resolves it', async () => {
+    const attempt = new Attempt(performance.now() + 20, undefined);
+    await expect(attempt.wait(new Promise<void>(() => undefined), never)).rejects.toMatchObject({
+      why: 'timeout',
+      unavailable: false,
+    });
+    attempt.end();
+    const live = new Attempt(Infinity, undefined);
+    await expect(live.wait(new Promise<void>(() => undefined), AbortSignal.abort())).resolves.toBeUndefined();
+    live.end();
+  });
+
+  it('a deadline 30 days away (past setTimeout 2^31 - 1 ms) does not end the wait early', async () => {
+    const attempt = new Attempt(performance.now() + 30 * 24 * 3_600_000, undefined);
+    const woken = new Promise<void>((resolve) => setTimeout(resolve, 30));
+    await expect(attempt.wait(woken, never)).resolves.toBeUndefined();
+    attempt.end();
+  });
+
+  it('back-off: the first retry at once, later ones wait, never past the deadline', async () => {
+    const attempt = new Attempt(performance.now() + 200, undefined);
+    const first = await Promise.race([
+      attempt.failed().then(() => 'at once'),
+      new Promise((resolve) => setImmediate(() => resolve('after a pause'))),
+    ]);
+    expect(first).toBe('at once');
+    let failures = 1;
+    const error = await (async () => {
+      for (;;) {
+        await attempt.failed();
+        failures += 1;
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ why: 'timeout', unavailable: true });
+    // 10, 20, 40, 80 ms fit in 200 ms, the next (160 ms) is cut by the deadline.
+    expect(failures).toBeGreaterThanOrEqual(3);
+    expect(failures).toBeLessThanOrEqual(5);
+    attempt.end();
   });
 });

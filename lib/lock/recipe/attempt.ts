@@ -1,0 +1,237 @@
+/**
+ * The limits of one acquisition attempt: its deadline (monotonic clock) and its caller's signal,
+ * kept with one timer and one listener for the whole attempt. Every wait of the recipe goes
+ * through {@link Attempt}: a request's reply, the next session, another holder, a back-off pause.
+ * So every attempt settles by its deadline or abort, whatever the connection does; a request
+ * that answers after that is handed to a `late` handler (to delete a node it made, cancel a
+ * watch it set), and its rejection is always handled.
+ */
+import { performance } from 'node:perf_hooks';
+import { ZooKeeperError } from '../../errors/zookeeper.error.js';
+import type { ZkPort, ZkSession } from '../../connection/zk-port.js';
+
+/** Why the recipe gave up before holding the lock. */
+export class GiveUp extends Error {
+  constructor(
+    readonly why: 'timeout' | 'aborted',
+    /**
+     * True when the deadline passed while the attempt waited for a session or for a reply to one
+     * of its requests (an outage), false when it waited for another holder (a busy lock).
+     */
+    readonly unavailable = false,
+  ) {
+    super(why);
+  }
+}
+
+/** What to do with a request's outcome that arrives after the attempt gave up on it. */
+export interface Late<T> {
+  value?: (value: T) => void;
+  error?: (error: unknown) => void;
+}
+
+/** After giving up, how long the attempt waits for the deletion of its nodes before it settles (ms). */
+export const CLEANUP_WAIT_MS = 100;
+/** Back-off between retries after failures: the first retry at once, then 10 ms doubling to 1 s. */
+const BACKOFF_FIRST_MS = 10;
+const BACKOFF_MAX_MS = 1_000;
+/** setTimeout's largest delay; longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+type Why = GiveUp['why'];
+
+export class Attempt {
+  private over: Why | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly waiters = new Set<(why: Why) => void>();
+  private readonly cleanups: Promise<void>[] = [];
+  private failures = 0;
+
+  constructor(
+    readonly deadline: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    if (signal?.aborted) this.over = 'aborted';
+    else if (performance.now() >= deadline) this.over = 'timeout';
+    else {
+      signal?.addEventListener('abort', this.onAbort, { once: true });
+      if (deadline !== Infinity) this.arm();
+    }
+  }
+
+  /** Stops the timer and the listener (late handlers still run). */
+  end(): void {
+    clearTimeout(this.timer);
+    this.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  /** Throws GiveUp when the deadline passed or the signal aborted. */
+  check(unavailable = false): void {
+    this.refresh();
+    if (this.over) throw new GiveUp(this.over, unavailable);
+  }
+
+  /** Notices an abort or a deadline that its listener or timer has not reported yet. */
+  private refresh(): void {
+    if (this.over) return;
+    if (this.signal?.aborted) this.over = 'aborted';
+    else if (performance.now() >= this.deadline) this.over = 'timeout';
+  }
+
+  /** Waits for a request's reply; GiveUp (unavailable) when the attempt ends first. */
+  reply<T>(request: Promise<T>, late?: Late<T>): Promise<T> {
+    return this.race(request, true, undefined, late);
+  }
+
+  /**
+   * Waits for another holder (`woken`), or until `also` aborts (resolves then too); GiveUp (not
+   * unavailable: the lock is busy) when the attempt ends first.
+   */
+  wait(woken: Promise<void>, also: AbortSignal): Promise<void> {
+    return this.race(woken, false, also);
+  }
+
+  /**
+   * The current session, or the next one. No session and a no-wait attempt (or a deadline already
+   * due): GiveUp('timeout', unavailable) at once.
+   */
+  async session(port: ZkPort, wait: boolean): Promise<ZkSession> {
+    const current = port.currentSession();
+    if (current) return current;
+    this.check(true);
+    if (!wait) throw new GiveUp('timeout', true);
+    const stop = new AbortController();
+    try {
+      return await this.race(port.waitForSession(stop.signal), true);
+    } finally {
+      stop.abort(); // (the port's promise then rejects: handled by the race)
+    }
+  }
+
+  /** A retry after a failure: the first at once, then a pause doubling up to 1 s, never past the deadline. */
+  async failed(): Promise<void> {
+    this.check(true);
+    this.failures += 1;
+    if (this.failures === 1) return;
+    const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.failures - 2));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.race(new Promise<void>((resolve) => (timer = setTimeout(resolve, pause))), true);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The attempt made progress: the next failure is retried at once again. */
+  progressed(): void {
+    this.failures = 0;
+  }
+
+  /** A deletion of ours to wait for (briefly) before the attempt settles; it must never reject. */
+  cleanup(deletion: Promise<void>): void {
+    this.cleanups.push(deletion);
+  }
+
+  /** Waits up to CLEANUP_WAIT_MS for the deletions so far; the slower ones go on in the background. */
+  async drain(): Promise<void> {
+    if (this.cleanups.length === 0) return;
+    const all = Promise.all(this.cleanups.splice(0));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Settles with `promise`, or resolves (undefined) when `also` aborts, or rejects with GiveUp when
+   * the attempt ends first. Handlers are on `promise` before anything can throw, so its rejection
+   * is never unhandled; its outcome after that goes to `late`.
+   */
+  private race<T>(promise: Promise<T>, unavailable: boolean, also?: AbortSignal, late?: Late<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const settle = () => {
+        settled = true;
+        this.waiters.delete(onOver);
+        also?.removeEventListener('abort', onAlso);
+      };
+      const onOver = (why: Why) => {
+        settle();
+        reject(new GiveUp(why, unavailable));
+      };
+      const onAlso = () => {
+        settle();
+        resolve(undefined as T);
+      };
+      promise.then(
+        (value) => {
+          if (!settled) {
+            settle();
+            resolve(value);
+          } else if (late?.value) quietly(late.value, value);
+        },
+        (error: unknown) => {
+          if (!settled) {
+            settle();
+            reject(error);
+          } else if (late?.error) quietly(late.error, error);
+        },
+      );
+      this.refresh();
+      if (this.over) onOver(this.over);
+      else if (also?.aborted) onAlso();
+      else {
+        this.waiters.add(onOver);
+        also?.addEventListener('abort', onAlso, { once: true });
+      }
+    });
+  }
+
+  private arm(): void {
+    const left = this.deadline - performance.now();
+    if (left > 0) {
+      this.timer = setTimeout(() => this.arm(), Math.min(Math.ceil(left), MAX_TIMER_MS));
+      return;
+    }
+    this.end();
+    this.finish('timeout');
+  }
+
+  private readonly onAbort = (): void => {
+    this.end();
+    this.finish('aborted');
+  };
+
+  private finish(why: Why): void {
+    this.over ??= why;
+    for (const waiter of Array.from(this.waiters)) waiter(this.over);
+  }
+}
+
+/** Runs a late handler: nothing it throws may become an unhandled rejection. */
+function quietly<T>(handler: (value: T) => void, value: T): void {
+  try {
+    handler(value);
+  } catch {
+    // a late handler only cleans up; it has no one to report to
+  }
+}
+
+/** The node or its directory is missing. */
+export function isNoNode(error: unknown): boolean {
+  return error instanceof ZooKeeperError && error.zkCode === 'NO_NODE';
+}
+
+export function isNodeExists(error: unknown): boolean {
+  return error instanceof ZooKeeperError && error.zkCode === 'NODE_EXISTS';
+}
+
+/**
+ * Errors after which the request's outcome is unknown or the session changed: try again (on the
+ * next session if need be). CLOSED here means a client thrown away with its session; when the
+ * whole connection is closed, waiting for the next session fails instead. Anything else is
+ * permanent for the attempt (NO_AUTH, INVALID_ACL, a code the client does not know: OTHER...).
+ */
+const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED']);
+export function isTransient(error: unknown): boolean {
+  return error instanceof ZooKeeperError && TRANSIENT.has(error.zkCode);
+}
