@@ -47,8 +47,9 @@ export class DistributedLockInterceptor implements NestInterceptor {
 
   /**
    * The HTTP response for an error of the lock (errors of the handler pass unchanged):
-   * a wait timeout -> 409 {@link LockBusyException}; a path built from bad input -> 400;
-   * ZooKeeper unreachable or the app shutting down -> 503.
+   * a wait timeout on a busy lock -> 409 {@link LockBusyException}; a path built from bad input
+   * -> 400; ZooKeeper unreachable (ZkUnavailableError: an outage is not a busy lock), the
+   * connection closed or the app shutting down -> 503.
    */
   protected toHttpError(error: unknown, _context: ExecutionContext): unknown {
     if (!(error instanceof ZkLockError)) return error;

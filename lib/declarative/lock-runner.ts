@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { Observable, type Subscription } from 'rxjs';
 import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
@@ -17,6 +17,8 @@ import { resolveLockPath, type LockCall, type LockSpec } from './lock-spec.js';
  */
 @Injectable()
 export class LockRunner implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('DistributedLock');
+
   constructor(private readonly locks: LockService) {}
 
   onModuleInit(): void {
@@ -27,57 +29,80 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
     activeRunners.delete(this);
   }
 
-  /** Runs a Promise-returning (or plain) body under the lock; the lock is released before the Promise settles. */
+  /**
+   * Runs a Promise-returning (or plain) body under the lock; the lock is released before the
+   * Promise settles. The body's error wins over a failed release (which is logged); after a
+   * body that succeeded, a failed release (the node stays) rejects.
+   */
   async runPromise<T>(spec: LockSpec, call: LockCall, body: () => T | Promise<T>): Promise<Awaited<T>> {
     const lock = await this.enter(spec, call);
+    let result: Awaited<T>;
     try {
-      return await runWithLock(partsOf(lock), body);
-    } finally {
-      await lock.release();
+      result = await runWithLock(partsOf(lock), body);
+    } catch (error) {
+      await lock.release().catch((failure: unknown) => this.releaseFailed(spec, failure));
+      throw error;
     }
+    await lock.release();
+    return result;
   }
 
   /**
    * Runs an Observable body under the lock: acquires on subscribe; on complete or error the lock
    * is released BEFORE downstream hears of it (so an HTTP response goes out after the release);
-   * unsubscribing (a client that went away) releases too.
+   * unsubscribing (a client that went away) releases too, and while still waiting for the lock
+   * stops the wait (nothing of it is left on the server). A body that throws instead of
+   * returning an Observable errors downstream, after the release.
    */
   runObservable<T>(spec: LockSpec, call: LockCall, body: () => Observable<T>, asHandler = false): Observable<T> {
     return new Observable<T>((subscriber) => {
+      const leaving = new AbortController();
       let lock: LockHandle | MultiLockHandle | undefined;
       let inner: Subscription | undefined;
       let finished = false;
-      this.enter(spec, call).then(
-        (acquired) => {
-          lock = acquired;
-          if (subscriber.closed) {
-            void acquired.release();
-            return;
-          }
-          const subscribe = () =>
-            body().subscribe({
-              next: (value) => subscriber.next(value),
-              error: (error: unknown) => {
-                finished = true;
-                void acquired.release().finally(() => subscriber.error(error));
-              },
-              complete: () => {
-                finished = true;
-                void acquired.release().finally(() => subscriber.complete());
-              },
-            });
+      /** Releases, then ends downstream with `error` (or the release's failure, or complete). */
+      const finish = (acquired: LockHandle | MultiLockHandle, error?: { error: unknown }) => {
+        finished = true;
+        acquired.release().then(
+          () => (error ? subscriber.error(error.error) : subscriber.complete()),
+          (failure: unknown) => {
+            if (error) this.releaseFailed(spec, failure);
+            subscriber.error(error ? error.error : failure);
+          },
+        );
+      };
+      const run = (acquired: LockHandle | MultiLockHandle) => {
+        lock = acquired;
+        if (subscriber.closed) {
+          acquired.release().catch((failure: unknown) => this.releaseFailed(spec, failure));
+          return;
+        }
+        const subscribe = () =>
+          body().subscribe({
+            next: (value) => subscriber.next(value),
+            error: (error: unknown) => finish(acquired, { error }),
+            complete: () => finish(acquired),
+          });
+        try {
           inner = runWithLock(partsOf(acquired), () => (asHandler ? handlerCalls.run(spec, subscribe) : subscribe()));
-        },
-        (error: unknown) => subscriber.error(error),
-      );
+        } catch (error) {
+          // body() threw (e.g. argument checks before building the Observable)
+          if (!finished) finish(acquired, { error });
+        }
+      };
+      this.enter(spec, call, leaving.signal).then(run, (error: unknown) => subscriber.error(error));
       return () => {
+        if (!lock) {
+          leaving.abort(); // still waiting: stop the wait
+          return;
+        }
         inner?.unsubscribe();
-        if (!finished) void lock?.release();
+        if (!finished) lock.release().catch((failure: unknown) => this.releaseFailed(spec, failure));
       };
     });
   }
 
-  private async enter(spec: LockSpec, call: LockCall): Promise<LockHandle | MultiLockHandle> {
+  private async enter(spec: LockSpec, call: LockCall, signal?: AbortSignal): Promise<LockHandle | MultiLockHandle> {
     const target = resolveLockPath(spec, call);
     const options = {
       timeout: spec.timeout,
@@ -85,15 +110,21 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
       mode: spec.mode,
       leases: spec.leases,
       revocable: spec.revocable,
+      signal,
     };
     try {
       return typeof target === 'string'
         ? await this.locks.acquire(target, options)
         : await this.locks.acquireAll(target, options);
     } catch (error) {
+      // onTimeout is for a busy lock only: an outage (ZkUnavailableError) stays what it is.
       if (error instanceof LockTimeoutError && spec.onTimeout) throw spec.onTimeout(error, call);
       throw error;
     }
+  }
+
+  private releaseFailed(spec: LockSpec, failure: unknown): void {
+    this.logger.warn(`${spec.method}: releasing its lock failed: ${String(failure)}`);
   }
 }
 

@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { lockPathFor, validateLockPath } from '../lock/lock-path.js';
-import { kindOf, lockOrder, type LockMode } from '../lock/lock.service.js';
+import { kindOf, lockOrder, type LockMode } from '../lock/acquire-options.js';
 import { validateDuration } from '../zk-lock.options.js';
 
 /** What a dynamic path or key is computed from: one call of the decorated method. */

@@ -9,9 +9,15 @@
  * 16 bits free (see `fencingToken` in lock-recipe.ts), and the k-th local holder of one node gets
  * that token + k.
  */
-import { LockTimeoutError } from '../errors/lock-timeout.error.js';
-import type { LockLostError } from '../errors/lock-lost.error.js';
-import type { HeldLock, LockHandle, LockOutcome } from './lock-handle.js';
+import { LockLostError } from '../errors/lock-lost.error.js';
+import {
+  NestedHandles,
+  OUTER_RELEASED,
+  type HeldLock,
+  type LockOutcome,
+  type OuterLock,
+  type ReentrantLock,
+} from './lock-handle.js';
 
 export interface CoalesceLimits {
   /** Local holders per ZooKeeper node before it is released anyway (1..65536). */
@@ -20,9 +26,23 @@ export interface CoalesceLimits {
   maxHoldMs: number;
 }
 
-interface Waiter {
+/** One caller's wait in a local queue. */
+export interface LocalWait {
+  /** ms to wait (a validated duration, at most 2^31-1), or Infinity. */
+  timeout: number;
+  signal: AbortSignal;
+  /** The error when `signal` aborts. */
+  abortError: () => unknown;
+  /** The error at the timeout; `forNode`: the queue was still waiting for ZooKeeper (no node held). */
+  timeoutError: (forNode: boolean) => unknown;
   /** Told when the lease it gets ends. */
   onEnd?: (outcome: LockOutcome) => void;
+  /** Watch the node from the moment this caller holds it (release requests seen at once). */
+  revocable?: boolean;
+}
+
+interface Waiter {
+  wait: LocalWait;
   grant(lease: LocalLease): void;
   fail(error: unknown): void;
 }
@@ -33,6 +53,8 @@ interface LocalQueue {
   node: HeldLock | undefined;
   /** Aborts the ZooKeeper acquisition in flight (when nobody waits for it any more). */
   taking: AbortController | undefined;
+  /** The release (delete) of the previous node, while in flight. */
+  releasing: Promise<void> | undefined;
   holder: LocalLease | undefined;
   waiters: Waiter[];
   handoffs: number;
@@ -40,7 +62,7 @@ interface LocalQueue {
 }
 
 /** One local holder's share of a ZooKeeper lock. */
-export class LocalLease implements LockHandle {
+export class LocalLease implements OuterLock {
   private readonly controller = new AbortController();
   readonly signal: AbortSignal = this.controller.signal;
   readonly path: string;
@@ -48,9 +70,12 @@ export class LocalLease implements LockHandle {
   readonly fencingToken: bigint;
   readonly kind = 'write';
   private releasing: Promise<void> | undefined;
+  private nested: NestedHandles | undefined;
   private readonly follow = () => {
-    this.controller.abort(this.held.signal.reason);
-    this.onEnd?.((this.held.signal.reason as LockLostError).reason);
+    const lost = this.held.signal.reason as LockLostError;
+    this.controller.abort(lost);
+    this.nested?.tell(lost);
+    this.onEnd?.(lost.reason);
   };
 
   constructor(
@@ -71,10 +96,21 @@ export class LocalLease implements LockHandle {
     return this.releasing !== undefined || this.signal.aborted;
   }
 
+  get releaseCalled(): boolean {
+    return this.releasing !== undefined;
+  }
+
+  nest(): ReentrantLock {
+    this.nested ??= new NestedHandles();
+    return this.nested.add(this);
+  }
+
   release(): Promise<void> {
     this.releasing ??= (() => {
       const lost = this.signal.aborted;
       this.held.signal.removeEventListener('abort', this.follow);
+      // Nested holders hear it before the lock passes on or its node goes.
+      this.nested?.tell(new LockLostError(this.path, OUTER_RELEASED));
       if (!lost) this.onEnd?.('released');
       return this.onRelease(this);
     })();
@@ -95,36 +131,49 @@ export class LocalLockQueues {
     private readonly limits: CoalesceLimits,
   ) {}
 
-  /** True while some caller of this process holds or waits for `path`. */
+  /** True while some caller of this process holds or waits for `path`, or its last node is being deleted. */
   busy(path: string): boolean {
     return this.queues.has(path);
   }
 
   /**
-   * Waits in the local queue of `path`. Rejects with LockTimeoutError at `deadline`, or with
-   * `abortError()` when `signal` aborts; a waiter that gives up leaves nothing behind.
+   * The delete of the last node of `path` while nobody of this process holds or waits for it
+   * (a caller that does not wait may wait for this instead of answering "busy"), else undefined.
    */
-  acquire(
-    path: string,
-    timeout: number,
-    signal: AbortSignal,
-    abortError: () => unknown,
-    onEnd?: (outcome: LockOutcome) => void,
-  ): Promise<LockHandle> {
+  releaseInFlight(path: string): Promise<void> | undefined {
+    const q = this.queues.get(path);
+    return q && !q.holder && !q.taking && q.waiters.length === 0 ? q.releasing : undefined;
+  }
+
+  /**
+   * Waits in the local queue of `path`. Rejects with `wait.timeoutError` at the timeout, or with
+   * `wait.abortError()` when `wait.signal` aborts; a waiter that gives up leaves nothing behind.
+   */
+  acquire(path: string, wait: LocalWait): Promise<LocalLease> {
     let queue = this.queues.get(path);
     if (!queue) {
-      queue = { path, node: undefined, taking: undefined, holder: undefined, waiters: [], handoffs: 0, heldSince: 0 };
+      queue = {
+        path,
+        node: undefined,
+        taking: undefined,
+        releasing: undefined,
+        holder: undefined,
+        waiters: [],
+        handoffs: 0,
+        heldSince: 0,
+      };
       this.queues.set(path, queue);
     }
     const q = queue;
-    return new Promise<LockHandle>((resolve, reject) => {
+    const { signal, timeout } = wait;
+    return new Promise<LocalLease>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const cleanup = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
-        onEnd,
+        wait,
         grant: (lease) => {
           cleanup();
           resolve(lease);
@@ -134,21 +183,22 @@ export class LocalLockQueues {
           reject(error);
         },
       };
-      const giveUp = (error: unknown) => {
+      const giveUp = (error: () => unknown) => {
         const index = q.waiters.indexOf(waiter);
         if (index === -1) return;
         q.waiters.splice(index, 1);
-        waiter.fail(error);
+        waiter.fail(error());
         this.pump(q);
       };
-      const onAbort = () => giveUp(abortError());
+      const onAbort = () => giveUp(wait.abortError);
       if (signal.aborted) {
-        reject(abortError());
+        reject(wait.abortError());
         this.pump(q);
         return;
       }
       signal.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== Infinity) timer = setTimeout(() => giveUp(new LockTimeoutError(path, timeout)), timeout);
+      // (timeout is a validated duration: at most 2^31-1 ms)
+      if (timeout !== Infinity) timer = setTimeout(() => giveUp(() => wait.timeoutError(!q.node)), timeout);
       q.waiters.push(waiter);
       this.pump(q);
     });
@@ -158,24 +208,31 @@ export class LocalLockQueues {
   private pump(q: LocalQueue): void {
     if (q.holder) return;
     if (q.node && q.node.signal.aborted) {
-      void this.letGo(q);
+      this.letGo(q).catch(() => undefined); // lost or revoked: nobody holds it to be told
       return;
     }
     if (q.waiters.length === 0) {
       if (q.taking) q.taking.abort();
-      else if (q.node) void this.letGo(q);
-      else if (this.queues.get(q.path) === q) this.queues.delete(q.path);
+      else if (q.node)
+        this.letGo(q).catch(() => undefined); // nobody to tell: no holder
+      else if (!q.releasing && this.queues.get(q.path) === q) this.queues.delete(q.path);
       return;
     }
     if (q.node) {
       const waiter = q.waiters.shift()!;
-      const lease = new LocalLease(q.node, q.handoffs, (l) => this.onRelease(q, l), waiter.onEnd);
+      const lease = new LocalLease(q.node, q.handoffs, (l) => this.onRelease(q, l), waiter.wait.onEnd);
       q.handoffs += 1;
       q.holder = lease;
+      if (waiter.wait.revocable) q.node.watchNow();
       waiter.grant(lease);
       return;
     }
     if (q.taking) return;
+    this.take(q);
+  }
+
+  /** Takes a ZooKeeper node for the queue's waiters. */
+  private take(q: LocalQueue): void {
     const taking = new AbortController();
     q.taking = taking;
     this.takeNode(q.path, taking.signal).then(
@@ -195,6 +252,7 @@ export class LocalLockQueues {
     );
   }
 
+  /** A local holder released: pass the node on, or let it go. Rejects when the node's delete failed for good. */
   private async onRelease(q: LocalQueue, lease: LocalLease): Promise<void> {
     if (q.holder !== lease) return;
     q.holder = undefined;
@@ -204,10 +262,14 @@ export class LocalLockQueues {
   }
 
   /** Deletes the node (others get their turn), then serves whoever still waits here. */
-  private async letGo(q: LocalQueue): Promise<void> {
+  private letGo(q: LocalQueue): Promise<void> {
     const node = q.node;
     q.node = undefined;
-    await node?.release();
-    this.pump(q);
+    const releasing: Promise<void> = (node ? node.release() : Promise.resolve()).finally(() => {
+      if (q.releasing === releasing) q.releasing = undefined;
+      this.pump(q);
+    });
+    q.releasing = releasing;
+    return releasing;
   }
 }

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { LockHandle } from './lock-handle.js';
+import { ReentrantLock, type LockHandle, type OuterLock } from './lock-handle.js';
 import type { NodeKind } from './lock-recipe.js';
 
 /**
@@ -17,24 +17,37 @@ function keyOf(path: string, kind: NodeKind): string {
 /**
  * The handle this call chain holds for `path` that covers a request of `kind`, if any and not
  * yet released or lost: a write covers reads and writes, a read covers reads, a lease covers a
- * lease. A read held when a write is asked for is returned too: the caller must refuse the upgrade.
+ * lease.
  */
 export function heldInContext(path: string, kind: NodeKind = 'write'): LockHandle | undefined {
   const handle = storage.getStore()?.get(keyOf(path, kind));
   return handle && !handle.released ? handle : undefined;
 }
 
-/** Whatever this call chain holds on `path` (lock first, then lease). */
+/**
+ * For reentrancy: the outer lock (the one that holds the node) behind what this call chain holds
+ * for `path` and `kind`, as long as its holder has not released it. A lost or revoked one is
+ * returned too: the caller fails the nested call with its loss instead of queueing behind it. A
+ * read held when a write is asked for is returned too: the caller must refuse the upgrade.
+ */
+export function outerInContext(path: string, kind: NodeKind = 'write'): OuterLock | undefined {
+  const handle = storage.getStore()?.get(keyOf(path, kind));
+  if (!handle) return undefined;
+  const outer = handle instanceof ReentrantLock ? handle.outer : (handle as OuterLock);
+  return outer.releaseCalled ? undefined : outer;
+}
+
+/** Whatever this call chain holds on `path` (lock first, then lease), not released or lost. */
 export function anyHeldInContext(path: string): LockHandle | undefined {
   return heldInContext(path, 'write') ?? heldInContext(path, 'lease');
 }
 
-/** The innermost lock held by this call chain (the last one entered), if any. */
+/** The innermost lock this call chain holds (the last one entered that is not released or lost), if any. */
 export function innermostInContext(): LockHandle | undefined {
   const held = storage.getStore();
   if (!held) return undefined;
   let last: LockHandle | undefined;
-  for (const handle of held.values()) last = handle;
+  for (const handle of held.values()) if (!handle.released) last = handle;
   return last;
 }
 

@@ -1,4 +1,8 @@
+import { performance } from 'node:perf_hooks';
+import { Logger } from '@nestjs/common';
+import { Subject, type Observable } from 'rxjs';
 import type { LockLostReason } from '../errors/lock-lost.error.js';
+import type { LockOutcome } from './lock-handle.js';
 import type { NodeKind } from './lock-recipe.js';
 
 interface LockEventBase {
@@ -57,5 +61,51 @@ export function describeEvent(event: LockEvent): string {
       return `LOST ${what} after holding it ${event.holdMs.toFixed(1)} ms: ${event.reason}`;
     default:
       return `${event.type === 'timed-out' ? 'timed out waiting' : 'gave up waiting'} for ${what} after ${event.waitMs.toFixed(1)} ms`;
+  }
+}
+
+/** The event stream of one LockService: built only while someone listens (or events are logged). */
+export class LockEventStream {
+  private readonly logger = new Logger('LockService');
+  private readonly subject = new Subject<LockEvent>();
+  readonly events: Observable<LockEvent> = this.subject.asObservable();
+
+  constructor(private readonly logEvents: boolean) {}
+
+  /** Someone listens: build events (the hot path skips them otherwise). */
+  observed(): boolean {
+    return this.subject.observed || this.logEvents;
+  }
+
+  emit(event: LockEvent): void {
+    if (this.logEvents) this.logger.debug(describeEvent(event));
+    this.subject.next(event);
+  }
+
+  acquired(lock: { path: string; kind: NodeKind; node: string; fencingToken: bigint }, started: number): void {
+    const { path, kind, node, fencingToken } = lock;
+    this.emit({
+      type: 'acquired',
+      path,
+      kind,
+      at: Date.now(),
+      node,
+      fencingToken,
+      waitMs: performance.now() - started,
+    });
+  }
+
+  ended(path: string, kind: NodeKind, node: string, since: number, outcome: LockOutcome): void {
+    if (!this.observed()) return;
+    const base = { path, kind, node, at: Date.now(), holdMs: performance.now() - since };
+    this.emit(outcome === 'released' ? { type: 'released', ...base } : { type: 'lost', ...base, reason: outcome });
+  }
+
+  gaveUp(type: 'timed-out' | 'aborted', path: string, kind: NodeKind, started: number): void {
+    this.emit({ type, path, kind, at: Date.now(), waitMs: performance.now() - started });
+  }
+
+  complete(): void {
+    this.subject.complete();
   }
 }

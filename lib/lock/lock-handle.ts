@@ -1,6 +1,7 @@
 import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
+import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { SessionEndReason, ZkPort, ZkSession } from '../connection/zk-port.js';
-import { deleteNode, type Acquired, type NodeKind } from './lock-recipe.js';
+import type { Acquired, NodeKind } from './lock-recipe.js';
 
 /** The data a release request writes into a holder's node: Curator's revocation marker, so both understand each other. */
 export const REVOKE_MARKER = Buffer.from('__REVOKE__');
@@ -21,12 +22,56 @@ export interface LockHandle extends AsyncDisposable {
    * directory. Pass it to the storage you write, and have it refuse writes with a smaller token.
    */
   readonly fencingToken: bigint;
-  /** Aborts with a {@link LockLostError} as `reason` when the lock stops being ours. */
+  /**
+   * Aborts with a {@link LockLostError} as `reason` when the lock stops being ours. A nested
+   * (reentrant) handle's signal also aborts, before the node goes, when the outer holder releases.
+   */
   readonly signal: AbortSignal;
-  /** True once `release()` was called (or the lock was lost). */
+  /** True once `release()` was called or the lock was lost (for a nested handle: or its outer holder released). */
   readonly released: boolean;
-  /** Deletes our node. Safe to call twice and after a loss; never touches another owner's node. */
+  /**
+   * Deletes our node. Safe to call twice and after a loss; never touches another owner's node.
+   * Rejects with the ZooKeeperError when the delete failed for good (e.g. NO_AUTH): the handle
+   * counts as released, but the node stays until our session ends.
+   */
   release(): Promise<void>;
+}
+
+/**
+ * The reason of a nested handle's LockLostError when its outer holder released the lock.
+ * (A LockLostReason the errors module is asked to add; typed through `string` until it does.)
+ */
+export const OUTER_RELEASED = 'outer-released' as string as LockLostReason;
+
+/** Internal: a handle that holds its own share of the lock (not a nested handle on another one). */
+export interface OuterLock extends LockHandle {
+  /** True once its holder called `release()` (a loss alone leaves it false). */
+  readonly releaseCalled: boolean;
+  /** A handle for a nested (reentrant) acquisition in the holder's call chain. */
+  nest(): ReentrantLock;
+}
+
+/**
+ * The nested (reentrant) handles given out on one outer lock. They are told, their signal
+ * aborting, before the lock leaves the outer holder: before its node is deleted, before it passes
+ * to the next local holder (coalescing), and when it is lost. There is no hold count: the outer
+ * holder's release ends the lock for everyone who got it through reentrancy.
+ */
+export class NestedHandles {
+  private readonly handles = new Set<ReentrantLock>();
+
+  add(outer: OuterLock): ReentrantLock {
+    const handle = new ReentrantLock(outer, (h) => this.handles.delete(h));
+    this.handles.add(handle);
+    return handle;
+  }
+
+  /** Aborts every nested handle's signal with `reason` and forgets them. */
+  tell(reason: LockLostError): void {
+    const handles = [...this.handles];
+    this.handles.clear();
+    for (const handle of handles) handle.end(reason);
+  }
 }
 
 /**
@@ -38,7 +83,7 @@ export interface LockHandle extends AsyncDisposable {
  * release request (revocation: {@link REVOKE_MARKER} written into our node): `signal` aborts with
  * reason `revoked` while the node stays ours until `release()`.
  */
-export class HeldLock implements LockHandle {
+export class HeldLock implements OuterLock {
   /** Made on first use of `signal` (most short holds never look at it: an AbortController costs). */
   private controller: AbortController | undefined;
   /** Why the lock stopped being ours, once it did. */
@@ -47,7 +92,10 @@ export class HeldLock implements LockHandle {
   readonly fencingToken: bigint;
   private releasing: Promise<void> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private watching = false;
   private ended = false;
+  /** Nested handles, made on the first reentrant acquisition. */
+  private nested: NestedHandles | undefined;
 
   constructor(
     private readonly port: ZkPort,
@@ -66,8 +114,10 @@ export class HeldLock implements LockHandle {
       return;
     }
     locksOf(session).add(this);
-    if (watchDelay !== Infinity) {
-      this.watchTimer = setTimeout(() => void this.watchOwnNode(), watchDelay);
+    if (watchDelay === 0) this.watchNow();
+    else if (watchDelay !== Infinity) {
+      // (watchDelay is a validated option: at most 2^31-1 ms)
+      this.watchTimer = setTimeout(() => this.watchNow(), watchDelay);
       this.watchTimer.unref();
     }
   }
@@ -83,6 +133,15 @@ export class HeldLock implements LockHandle {
 
   get released(): boolean {
     return this.releasing !== undefined || this.lost !== undefined;
+  }
+
+  get releaseCalled(): boolean {
+    return this.releasing !== undefined;
+  }
+
+  nest(): ReentrantLock {
+    this.nested ??= new NestedHandles();
+    return this.nested.add(this);
   }
 
   /** Our session is over: the server removes (or has removed) our node. */
@@ -105,11 +164,21 @@ export class HeldLock implements LockHandle {
     return this.release();
   }
 
+  /** Watches our node from now on (if not yet), so that a deletion or a release request is seen at once. */
+  watchNow(): void {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+    if (this.watching || this.released) return;
+    this.watching = true;
+    this.watchOwnNode().catch(() => undefined);
+  }
+
   private lose(reason: LockLostReason): void {
     this.stopWatching();
     if (!this.lost) {
       this.lost = new LockLostError(this.path, reason);
       this.controller?.abort(this.lost);
+      this.nested?.tell(this.lost);
     }
     this.end(reason);
   }
@@ -128,12 +197,11 @@ export class HeldLock implements LockHandle {
 
   /** Watches our node; when it goes while we hold the lock and our session lives, someone deleted it. */
   private async watchOwnNode(): Promise<void> {
-    this.watchTimer = undefined;
     if (this.released) return;
     const { session } = this.acquired;
     const check = () => {
       if (this.released || session.ended.aborted || this.port.currentSession() !== session) return;
-      void this.watchOwnNode();
+      this.watchOwnNode().catch(() => undefined);
     };
     try {
       // A release deletes the node and so fires this watch: the server removes it, nothing is left.
@@ -148,10 +216,38 @@ export class HeldLock implements LockHandle {
 
   private async doRelease(): Promise<void> {
     this.stopWatching();
+    // Whoever holds the lock through reentrancy hears it before the node goes.
+    this.nested?.tell(new LockLostError(this.path, OUTER_RELEASED));
     try {
-      await deleteNode(this.port, this.node, this.acquired.session);
+      await removeOwnNode(this.port, this.node, this.acquired.session);
     } finally {
       this.end('released');
+    }
+  }
+}
+
+/** Failures after which the delete's outcome is unknown, or the session changed: try again while the session lives. */
+const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED']);
+
+/**
+ * Deletes our node, retrying through connection loss while its session lives (when the session
+ * is over, the server removes the node itself). A permanent failure (e.g. NO_AUTH) rejects with
+ * the ZooKeeperError: the node stays, and its holder must hear it.
+ */
+async function removeOwnNode(port: ZkPort, path: string, session: ZkSession): Promise<void> {
+  while (!session.ended.aborted) {
+    try {
+      await port.remove(path);
+      return;
+    } catch (error) {
+      if (!(error instanceof ZooKeeperError)) return; // no client any more: the connection is closing
+      if (error.zkCode === 'NO_NODE') return;
+      if (!TRANSIENT.has(error.zkCode)) throw error;
+      try {
+        if ((await port.waitForSession(session.ended)) !== session) return;
+      } catch {
+        return;
+      }
     }
   }
 }
@@ -179,33 +275,51 @@ function locksOf(session: ZkSession): Set<HeldLock> {
   return locks;
 }
 
-/** What a nested acquisition of a lock this call chain already holds gets: the holder's lock, without a release of its own. */
+/**
+ * What a nested acquisition of a lock this call chain already holds gets: a handle on the outer
+ * holder's lock, without a node of its own. Its `signal` aborts (and `released` turns true)
+ * before the lock leaves the outer holder: on the outer `release()` (reason `outer-released`)
+ * or a loss (the outer's reason). Its own `release()` deletes nothing.
+ */
 export class ReentrantLock implements LockHandle {
-  constructor(private readonly outer: LockHandle) {}
+  private readonly controller = new AbortController();
+  readonly signal: AbortSignal = this.controller.signal;
+  readonly path: string;
+  readonly kind: NodeKind;
+  readonly node: string;
+  readonly fencingToken: bigint;
+  private releaseCalled = false;
 
-  get path(): string {
-    return this.outer.path;
+  constructor(
+    /** The handle that holds the node (or the local lease) for the call chain. */
+    readonly outer: OuterLock,
+    private readonly onRelease: (handle: ReentrantLock) => void,
+  ) {
+    this.path = outer.path;
+    this.kind = outer.kind;
+    this.node = outer.node;
+    this.fencingToken = outer.fencingToken;
   }
-  get kind(): NodeKind {
-    return this.outer.kind;
-  }
-  get node(): string {
-    return this.outer.node;
-  }
-  get fencingToken(): bigint {
-    return this.outer.fencingToken;
-  }
-  get signal(): AbortSignal {
-    return this.outer.signal;
-  }
+
   get released(): boolean {
-    return this.outer.released;
+    return this.releaseCalled || this.signal.aborted;
   }
-  /** The outer holder releases the node; this one only returns. */
+
+  /** The outer holder releases the node; this one only stops being told. */
   release(): Promise<void> {
+    if (!this.releaseCalled) {
+      this.releaseCalled = true;
+      this.onRelease(this);
+    }
     return Promise.resolve();
   }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
+  }
+
+  /** The lock left the outer holder (released or lost). */
+  end(reason: LockLostError): void {
+    this.controller.abort(reason);
   }
 }
