@@ -3,7 +3,8 @@
  * clean give-up, release semantics, reentrancy, inspect, and the request count of a cycle.
  */
 import { hostname } from 'node:os';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { Logger } from '@nestjs/common';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
   InvalidLockPathError,
   LockAbortedError,
@@ -286,6 +287,11 @@ describe('reentrancy', () => {
 describe('shutdown', () => {
   it('waits are refused, and a lock still held after shutdownTimeout is revoked: signal first, then the node', async () => {
     const { locks, connection } = await lockClient(server.connectString, { shutdownTimeout: 100 });
+    const warnings: string[] = [];
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => {
+      warnings.push(String(message));
+    });
+    onTestFinished(() => warn.mockRestore());
     const held = await locks.acquire('/locks/shutdown');
     const waiting = locks.acquire('/locks/shutdown', { timeout: 10_000 }).catch((error: unknown) => error);
     // At the moment the holder is told, ask the server (on the holder's own session, whose requests
@@ -302,6 +308,8 @@ describe('shutdown', () => {
     expect(nodeWhenTold).toBeDefined();
     expect(await nodeWhenTold).not.toBeNull(); // told first: the node was still ours
     expect(await connection.exists(held.node)).toBeNull(); // then the node went
+    // The log says how many locks were still held when shutdownTimeout ran out.
+    expect(warnings.some((line) => /\b1 lock\(s\)/.test(line) && line.includes('100 ms'))).toBe(true);
     expect(await children('/locks/shutdown')).toEqual([]);
     await expect(locks.acquire('/locks/other')).rejects.toThrow('the application is shutting down');
   });

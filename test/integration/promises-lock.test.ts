@@ -4,6 +4,7 @@
  * revocation marker and its cost, the event stream's life, state$, one server watch per path,
  * lockTimeout, multi-lock options, local FIFO order.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { Subject } from 'rxjs';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
@@ -275,6 +276,48 @@ describe('options', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(300 - 1);
     await expect(waiter.locks.withLock('/locks/lock-timeout', () => 'ran')).rejects.toBeInstanceOf(LockTimeoutError);
     await held.release();
+  });
+});
+
+describe('reconnectDelay', () => {
+  it('is the longest pause between two rounds of connection attempts', async () => {
+    // A server that accepts and at once drops every connection: each one is an attempt.
+    let attempts = 0;
+    const refusing = createServer((socket) => {
+      attempts += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => refusing.close(() => resolve())));
+    const { port } = refusing.address() as AddressInfo;
+    const connection = new ZkConnectionService({
+      connectionString: `127.0.0.1:${port}`,
+      reconnectDelay: 100,
+      connectTimeout: 1_500,
+    });
+    await expect(connection.connect()).rejects.toThrow('1500 ms');
+    // Pauses of at most 100 ms (50 on average) over 1.5 s: about 30 rounds, some 55 on an idle
+    // machine; with reconnectDelay 1000 it makes about 5.
+    expect(attempts).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe('semaphore tryAcquire', () => {
+  it('is null while another contender is taking a lease, even with a lease free', async () => {
+    const [{ locks }, other] = await lockClients(2, server.connectString);
+    await other.connection.ensurePath('/locks/sem-taking/locks');
+    // Another contender holds the inner lock: it is between its lease's create and its check.
+    const taking = await other.connection.create(
+      '/locks/sem-taking/locks/_c_0a0b0c0d-0000-4000-8000-000000000001-lock-',
+      Buffer.alloc(0),
+      'ephemeral-sequential',
+    );
+    expect(await locks.tryAcquire('/locks/sem-taking', { leases: 2 })).toBeNull();
+    expect(await children('/locks/sem-taking/leases')).toEqual([]); // none was free-for-all meanwhile
+    await other.connection.remove(taking);
+    const lease = await locks.tryAcquire('/locks/sem-taking', { leases: 2 });
+    expect(lease?.kind).toBe('lease');
+    await lease?.release();
   });
 });
 
