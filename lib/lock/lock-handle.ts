@@ -1,7 +1,7 @@
 import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { SessionEndReason, ZkPort, ZkSession } from '../connection/zk-port.js';
-import type { Acquired, NodeKind } from './lock-recipe.js';
+import { removeNode, type Acquired, type NodeKind } from './lock-recipe.js';
 
 /** The data a release request writes into a holder's node: Curator's revocation marker, so both understand each other. */
 export const REVOKE_MARKER = Buffer.from('__REVOKE__');
@@ -219,35 +219,12 @@ export class HeldLock implements OuterLock {
     // Whoever holds the lock through reentrancy hears it before the node goes.
     this.nested?.tell(new LockLostError(this.path, OUTER_RELEASED));
     try {
-      await removeOwnNode(this.port, this.node, this.acquired.session);
+      // A permanent failure (e.g. NO_AUTH) rejects: the node stays, and its holder must hear it.
+      // (Other failures mean the connection is closing: the session's end removes the node.)
+      const failure = await removeNode(this.port, this.node, this.acquired.session);
+      if (failure instanceof ZooKeeperError) throw failure;
     } finally {
       this.end('released');
-    }
-  }
-}
-
-/** Failures after which the delete's outcome is unknown, or the session changed: try again while the session lives. */
-const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED']);
-
-/**
- * Deletes our node, retrying through connection loss while its session lives (when the session
- * is over, the server removes the node itself). A permanent failure (e.g. NO_AUTH) rejects with
- * the ZooKeeperError: the node stays, and its holder must hear it.
- */
-async function removeOwnNode(port: ZkPort, path: string, session: ZkSession): Promise<void> {
-  while (!session.ended.aborted) {
-    try {
-      await port.remove(path);
-      return;
-    } catch (error) {
-      if (!(error instanceof ZooKeeperError)) return; // no client any more: the connection is closing
-      if (error.zkCode === 'NO_NODE') return;
-      if (!TRANSIENT.has(error.zkCode)) throw error;
-      try {
-        if ((await port.waitForSession(session.ended)) !== session) return;
-      } catch {
-        return;
-      }
     }
   }
 }
