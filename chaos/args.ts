@@ -1,5 +1,6 @@
 /** Command line of chaos/main.ts (pure). */
 import { parseArgs } from 'node:util';
+import { isMutantName, MUTANTS } from '../test/mutants/port-mutants.js';
 import { FAULT_KINDS, type FaultKind } from './faults.js';
 
 export const LIMITS = {
@@ -8,13 +9,15 @@ export const LIMITS = {
 } as const;
 export const DEFAULTS = { seconds: 120, workers: 4 } as const;
 
-export const USAGE = `Usage: npm run chaos -- [--minutes M | --seconds S] [--seed N] [--workers W] [--only K,...] [--log PATH]
+export const USAGE = `Usage: npm run chaos -- [--minutes M | --seconds S] [--seed N] [--workers W] [--only K,...] [--log PATH] [--mutant NAME]
        bash scripts/chaos.sh [options]
 
-Starts a 3-server ZooKeeper ensemble and W worker processes that loop on a read-modify-write
-under the lock /locks/write_lock, against a fenced store in this process; meanwhile injects
-faults (member crashes, leader crashes, cut and partitioned workers, expired sessions, a SIGSTOP
-of the lock holder, killed workers), then verifies what was written. See chaos/README.md.
+Starts a 3-server ZooKeeper ensemble and W worker processes that loop on read-modify-writes
+under the lock /locks/write_lock (every way of locking it), against a fenced store in this
+process, and hold a read/write lock and a semaphore; meanwhile injects faults (member crashes,
+leader crashes, cut and partitioned workers, expired sessions, a SIGSTOP of the lock holder,
+killed workers, a cut right after a notification, a cut at a ping), then verifies what was
+written and that no two holders ever believed they held a lock at once. See chaos/README.md.
 
 Options:
   --minutes M     how long faults are injected (default ${DEFAULTS.seconds / 60})
@@ -24,6 +27,8 @@ Options:
   --only K,K...   inject only these kinds of fault (to reproduce one): ${FAULT_KINDS.join(', ')}
   --log PATH      the store's log, truncated first (default chaos/lock.log); the workers'
                   own output goes next to it, to <name>.workers.log
+  --mutant NAME   break the lock on purpose in every worker (test/mutants/port-mutants.ts):
+                  ${MUTANTS.join(', ')}; the run must then FAIL
   -h, --help      this text
 
 Exit status: 0 when every check passes, 1 when one fails (or the run failed), 2 for bad arguments.`;
@@ -38,6 +43,8 @@ export interface ChaosArgs {
   kinds: FaultKind[];
   /** As given (relative to the working directory), or undefined for the default. */
   log: string | undefined;
+  /** A mutant of test/mutants/port-mutants.ts to apply in every worker. */
+  mutant: string | undefined;
   help: boolean;
 }
 
@@ -75,6 +82,7 @@ export function parseChaosArgs(argv: string[]): ChaosArgs {
         workers: { type: 'string' },
         only: { type: 'string' },
         log: { type: 'string' },
+        mutant: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -102,8 +110,15 @@ export function parseChaosArgs(argv: string[]): ChaosArgs {
         : wholeNumber('--workers', values.workers, LIMITS.workers.min, LIMITS.workers.max),
     kinds: values.only === undefined ? [...FAULT_KINDS] : parseKinds(values.only),
     log: values.log,
+    mutant: values.mutant === undefined ? undefined : parseMutant(values.mutant),
     help: values.help === true,
   };
+}
+
+function parseMutant(text: string): string {
+  if (!isMutantName(text))
+    throw new UsageError(`--mutant ${JSON.stringify(text)}: unknown; the mutants: ${MUTANTS.join(', ')}`);
+  return text;
 }
 
 function parseKinds(text: string): FaultKind[] {

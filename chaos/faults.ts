@@ -1,14 +1,16 @@
 /**
  * The fault injector of the chaos run: every 1-3 s (seeded PRNG) it starts one fault, which
- * undoes itself after a while. Faults run side by side, with two rules: at most one ensemble
- * member is down at a time (the quorum is waited for after each member fault), and a worker is
- * the target of at most one fault at a time.
+ * undoes itself after a while. The kinds are dealt from a shuffled deck, so that every kind runs
+ * within each round of draws (a kind drawn with no target at that moment goes back into the
+ * deck). Faults run side by side, with two rules: at most one ensemble member is down at a time
+ * (the quorum is waited for after each member fault), and a worker is the target of at most one
+ * fault at a time. The targeted faults (notify-cut, ping-cut) are in targeted-faults.ts.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ZooKeeperClientAdapter } from '../lib/connection/zookeeper-client.adapter.js';
 import type { TcpProxy } from '../test/support/proxy.js';
-import type { ZkEnsemble, ZkServer } from '../test/support/zookeeper.js';
+import type { ZkEnsemble } from '../test/support/zookeeper.js';
+import { expireSession, pause, startMember } from './fault-tools.js';
 import type { Prng } from './prng.js';
+import { cutOnPacket, PING_SIZE, type Targetable } from './targeted-faults.js';
 
 export const FAULT_KINDS = [
   'follower-kill',
@@ -18,6 +20,8 @@ export const FAULT_KINDS = [
   'session-expire',
   'holder-sigstop',
   'worker-kill',
+  'notify-cut',
+  'ping-cut',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -29,18 +33,31 @@ export const FAULT_TEXT: Record<FaultKind, string> = {
   'session-expire': "expire a worker's session (resume it elsewhere and close it)",
   'holder-sigstop': 'SIGSTOP the lock holder between its read and its write, longer than its session timeout',
   'worker-kill': 'kill -9 a worker process, start a new one',
+  'notify-cut':
+    'deliver a watch notification to a (holding) worker, then cut it off both ways past its session timeout',
+  'ping-cut': "drop a (holding) worker's ping and cut it off both ways past its session timeout",
 };
 
 export interface FaultWindow {
   kind: FaultKind;
   /** The worker it hit (worker faults). */
   workerId?: number;
+  /** Its process then. */
+  pid?: number;
+  /** The session (hex) of that process when the fault began. */
+  session?: string;
+  /** ms since epoch. */
   start: number;
   end?: number;
+  /** The same on process.hrtime.bigint() (the workers' belief clock). */
+  startNs: bigint;
+  endNs?: bigint;
+  /** Drawn, but it turned out there was nothing to do (see FaultInjector.skipped). */
+  skipped?: boolean;
 }
 
 /** A worker slot as the injector sees it (chaos/main.ts implements it). */
-export interface FaultTarget {
+export interface FaultTarget extends Targetable {
   readonly id: number;
   /** Its proxies, one per ensemble member. */
   readonly proxies: readonly TcpProxy[];
@@ -50,6 +67,8 @@ export interface FaultTarget {
   sessionTimeout(): number;
   /** Credentials of its current session, undefined when it has none. */
   credentials(): { id: Buffer; password: Buffer } | undefined;
+  /** Its current session's id (hex), when known. */
+  sessionHex(): string | undefined;
   /** SIGSTOPped right now (so that the end of the run, or an exit, can SIGCONT it). */
   stopped: boolean;
   /** When its last fault ended (ms since epoch) and what it was, to explain a refused write. */
@@ -74,53 +93,8 @@ export interface World {
    * (it holds the lock), until `take` returns true; `cancel()` stops that.
    */
   onYielding(take: (worker: FaultTarget, token: string) => boolean): { cancel(): void };
-}
-
-/** A sleep that ends early (without throwing) when `signal` aborts. */
-export async function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  await sleep(ms, undefined, { signal }).catch(() => undefined);
-}
-
-/**
- * Ends a session from outside, as the server does on expiry: another client resumes it with its
- * id and password (the server moves the session to it) and closes it. The library's own adapter
- * does the resuming, with its fixes for the client library's gaps around closing.
- */
-export async function expireSession(
-  connectionString: string,
-  credentials: { id: Buffer; password: Buffer },
-  timeoutMs = 5_000,
-): Promise<'closed' | 'already expired' | 'no answer'> {
-  const adapter = new ZooKeeperClientAdapter({
-    connectionString,
-    sessionTimeout: 4_000,
-    operationTimeout: timeoutMs,
-    reconnectDelay: 200,
-    auth: [],
-    acl: [],
-    session: credentials,
-  });
-  try {
-    return await new Promise((resolve) => {
-      const timer = setTimeout(() => resolve('no answer'), timeoutMs);
-      adapter.onEvent((event) => {
-        if (event.type === 'connected') {
-          clearTimeout(timer);
-          // close() sends closeSession and waits for the server's answer (up to the timeout)
-          adapter.close(timeoutMs).then(
-            () => resolve('closed'),
-            () => resolve('closed'),
-          );
-        } else if (event.type === 'expired') {
-          clearTimeout(timer);
-          resolve('already expired');
-        }
-      });
-      adapter.connect();
-    });
-  } finally {
-    await adapter.close(0);
-  }
+  /** Sizes of a watch notification packet on the workload's lock nodes (see targeted-faults.ts). */
+  notificationSizes: ReadonlySet<number>;
 }
 
 export class FaultInjector {
@@ -131,14 +105,16 @@ export class FaultInjector {
   readonly active = new Set<string>();
   private memberFault = false;
   /**
-   * Every fault injected, from its start to its undoing (ms since epoch; `end` unset while under
-   * way; member faults end when the quorum is back), with the worker it hit.
+   * Every fault injected, from its start to its undoing (`end` unset while under way; member
+   * faults end when the quorum is back), with the worker it hit.
    */
   readonly windows: FaultWindow[] = [];
   private readonly busy = new Set<number>();
   private readonly running = new Set<Promise<void>>();
   private readonly ending = new AbortController();
   private failure: Error | undefined;
+  /** The kinds still to deal in this round (shuffled); refilled when empty. */
+  private deck: FaultKind[] = [];
 
   constructor(
     private readonly world: World,
@@ -147,13 +123,18 @@ export class FaultInjector {
     private readonly kinds: readonly FaultKind[] = FAULT_KINDS,
   ) {}
 
-  /** The faults under way at some time between `from` and `to`. */
+  /** The faults under way at some time between `from` and `to` (ms since epoch). */
   faultsBetween(from: number, to: number): FaultWindow[] {
     return this.windows.filter((f) => f.start <= to && (f.end ?? Infinity) >= from);
   }
 
   get total(): number {
     return Object.values(this.injected).reduce((a, b) => a + b, 0);
+  }
+
+  /** The kinds asked for that never ran. */
+  get neverRan(): FaultKind[] {
+    return this.kinds.filter((kind) => this.injected[kind] === 0);
   }
 
   /** Injects faults for `durationMs`, then stops, lets the faults under way undo themselves, and resolves. */
@@ -174,13 +155,12 @@ export class FaultInjector {
     this.ending.abort();
   }
 
+  /** Deals the next kind that is possible now from the deck, and starts it. */
   private launch(): void {
-    const possible = this.kinds.filter((kind) => this.possible(kind));
-    let kind = this.prng.pick(this.kinds);
-    if (!possible.includes(kind)) {
-      if (possible.length === 0) return;
-      kind = this.prng.pick(possible);
-    }
+    if (this.deck.length === 0) this.deck = this.shuffled(this.kinds);
+    const index = this.deck.findIndex((kind) => this.possible(kind));
+    if (index < 0) return;
+    const [kind] = this.deck.splice(index, 1);
     const fault = this.inject(kind).catch((error: unknown) => {
       // A fault that cannot be undone (a member that does not come back) ends the run.
       this.failure ??= new Error(`${kind}: ${(error as Error).message}`);
@@ -190,12 +170,23 @@ export class FaultInjector {
     void fault.finally(() => this.running.delete(fault));
   }
 
+  private shuffled(kinds: readonly FaultKind[]): FaultKind[] {
+    const deck = [...kinds];
+    for (let i = deck.length - 1; i > 0; i -= 1) {
+      const j = this.prng.int(0, i);
+      [deck[i], deck[j]] = [deck[j], deck[i]];
+    }
+    return deck;
+  }
+
   private possible(kind: FaultKind): boolean {
     switch (kind) {
       case 'follower-kill':
       case 'leader-kill':
         return !this.memberFault;
       case 'holder-sigstop':
+      case 'notify-cut':
+      case 'ping-cut':
         return this.free().length > 0;
       case 'session-expire':
         return this.free().some((w) => w.credentials() !== undefined);
@@ -215,6 +206,9 @@ export class FaultInjector {
         return this.member(kind);
       case 'holder-sigstop':
         return this.sigstopHolder();
+      case 'notify-cut':
+      case 'ping-cut':
+        return this.cutOnPacket(kind);
       case 'session-expire': {
         const target = this.prng.pick(this.free().filter((w) => w.credentials() !== undefined));
         return this.onWorker(kind, target, () => this.expire(target));
@@ -228,26 +222,49 @@ export class FaultInjector {
     }
   }
 
+  /** A new window of `kind` on `target` (or a member fault), from now. */
+  private open(kind: FaultKind, target?: FaultTarget): FaultWindow {
+    const window: FaultWindow = {
+      kind,
+      workerId: target?.id,
+      pid: target?.pid(),
+      session: target?.sessionHex(),
+      start: Date.now(),
+      startNs: process.hrtime.bigint(),
+    };
+    this.windows.push(window);
+    return window;
+  }
+
+  private close(window: FaultWindow): void {
+    window.end = Date.now();
+    window.endNs = process.hrtime.bigint();
+  }
+
   /** Runs a fault on one worker, which no other fault touches meanwhile. */
   private async onWorker(kind: FaultKind, target: FaultTarget, body: () => Promise<string | undefined>): Promise<void> {
     this.busy.add(target.id);
     const label = `${kind} w${target.id}`;
     this.active.add(label);
-    const window: FaultWindow = { kind, workerId: target.id, start: Date.now() };
-    this.windows.push(window);
+    const window = this.open(kind, target);
     try {
       const skipped = await body();
-      if (skipped) this.skip(kind, `worker ${target.id}: ${skipped}`);
+      if (skipped) {
+        window.skipped = true;
+        this.skip(kind, `worker ${target.id}: ${skipped}`);
+      }
     } finally {
-      window.end = Date.now();
+      this.close(window);
       target.lastFault = { kind, endedAt: Date.now() };
       this.active.delete(label);
       this.busy.delete(target.id);
     }
   }
 
+  /** A fault drawn but not injected: said, and dealt again later. */
   private skip(kind: FaultKind, why: string): void {
     this.skipped.push({ kind, why });
+    this.deck.push(kind);
     this.world.log(`skip    ${kind}: ${why}`);
   }
 
@@ -277,8 +294,7 @@ export class FaultInjector {
       this.active.add(label);
       try {
         const down = this.prng.between(500, 2_000);
-        const window: FaultWindow = { kind, start: Date.now() };
-        this.windows.push(window);
+        const window = this.open(kind);
         await server.kill();
         this.count(
           kind,
@@ -288,7 +304,7 @@ export class FaultInjector {
         const started = Date.now();
         await startMember(server);
         await ensemble.waitForQuorum(60_000);
-        window.end = Date.now();
+        this.close(window);
         const newLeader = await ensemble.leaderIndex();
         this.world.log(
           `undo    ${kind}: member ${index + 1} back, quorum in ${((Date.now() - started) / 1000).toFixed(1)} s, leader is member ${newLeader + 1}`,
@@ -359,10 +375,55 @@ export class FaultInjector {
     return undefined;
   }
 
+  /**
+   * notify-cut / ping-cut: waits (up to 10 s; the first 6 s for a worker that holds a lock) for
+   * the packet, cuts that worker off both ways for its session timeout + 0.5-2 s, then restores.
+   */
+  private async cutOnPacket(kind: 'notify-cut' | 'ping-cut'): Promise<void> {
+    const waiting = `${kind} (waiting for a ${kind === 'ping-cut' ? 'ping' : 'notification'})`;
+    this.active.add(waiting);
+    let window: FaultWindow | undefined;
+    const trigger = await cutOnPacket({
+      candidates: () => this.free(),
+      direction: kind === 'ping-cut' ? 'up' : 'down',
+      sizes: kind === 'ping-cut' ? new Set([PING_SIZE]) : this.world.notificationSizes,
+      preferMs: 6_000,
+      waitMs: 10_000,
+      signal: this.ending.signal,
+      onCut: (target) => {
+        this.busy.add(target.id);
+        window = this.open(kind, target);
+      },
+    });
+    this.active.delete(waiting);
+    if (!trigger || !window) return this.skip(kind, `no ${kind === 'ping-cut' ? 'ping' : 'notification'} within 10 s`);
+    const { target } = trigger;
+    const label = `${kind} w${target.id}`;
+    this.active.add(label);
+    try {
+      const timeout = target.sessionTimeout();
+      const duration = timeout + this.prng.between(500, 2_000);
+      this.count(
+        kind,
+        `worker ${target.id} cut off both ways ${kind === 'ping-cut' ? 'as it sent a ping (dropped)' : 'right after a notification reached it'}, ` +
+          `${Math.round(trigger.sinceLastUp)} ms after its previous packet to the server, holding ${trigger.held.join(', ') || 'nothing'}, ` +
+          `for ${(duration / 1000).toFixed(1)} s (session timeout ${timeout} ms)`,
+      );
+      await pause(duration, this.ending.signal);
+    } finally {
+      for (const proxy of target.proxies) proxy.restore();
+      this.close(window);
+      target.lastFault = { kind, endedAt: Date.now() };
+      this.active.delete(label);
+      this.busy.delete(target.id);
+    }
+    this.world.log(`undo    ${kind}: worker ${target.id} reconnected`);
+  }
+
   /** Waits (up to 3 s) for a free worker to announce it has read the counter, and stops it right there. */
   private async sigstopHolder(): Promise<void> {
     const kind = 'holder-sigstop';
-    let stopped: { target: FaultTarget; pid: number; token: string } | undefined;
+    let stopped: { target: FaultTarget; pid: number; token: string; window: FaultWindow } | undefined;
     const label = `${kind} (waiting for a holder)`;
     this.active.add(label);
     await new Promise<void>((resolve) => {
@@ -378,21 +439,20 @@ export class FaultInjector {
         const pid = target.pid();
         if (this.busy.has(target.id) || pid === undefined) return false;
         // At once, in the message handler: the worker is in its 20-50 ms yield before the write.
+        const window = this.open(kind, target);
         process.kill(pid, 'SIGSTOP');
         target.stopped = true;
         this.busy.add(target.id);
-        stopped = { target, pid, token };
+        stopped = { target, pid, token, window };
         finish();
         return true;
       });
     });
     this.active.delete(label);
     if (!stopped) return this.skip(kind, 'no holder reached its write within 3 s');
-    const { target, pid, token } = stopped;
+    const { target, pid, token, window } = stopped;
     const label2 = `${kind} w${target.id}`;
     this.active.add(label2);
-    const window: FaultWindow = { kind, workerId: target.id, start: Date.now() };
-    this.windows.push(window);
     try {
       const timeout = target.sessionTimeout();
       const duration = timeout + this.prng.between(500, 2_000);
@@ -409,26 +469,12 @@ export class FaultInjector {
         // gone meanwhile
       }
       target.stopped = false;
-      window.end = Date.now();
+      this.close(window);
       target.resumed();
       target.lastFault = { kind, endedAt: Date.now() };
       this.active.delete(label2);
       this.busy.delete(target.id);
     }
     this.world.log(`undo    ${kind}: worker ${target.id} continued (SIGCONT)`);
-  }
-}
-
-/** Starts a member again; a start that fails (say, its port still taken) is tried again, for about 20 s. */
-export async function startMember(server: ZkServer): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await server.start();
-      return;
-    } catch (error) {
-      // (also: a jar replaced under it by a package upgrade on this machine)
-      if (attempt >= 10) throw error;
-      await pause(2_000);
-    }
   }
 }

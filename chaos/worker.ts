@@ -1,47 +1,27 @@
 /**
  * One worker of the chaos run: a Nest application context (its own ZooKeeper session, through
- * its own proxies) that loops on a read-modify-write of the fenced store under the lock
- * /locks/write_lock, until chaos/main.ts says `stop`:
+ * its own proxies) that runs the workload of chaos/workload.ts until chaos/main.ts says `stop`:
  *
- *   acquire -> read the last counter (with the token) -> yield -> check the signal -> write counter + 1 (with the token)
+ * - the counter loop (two at once in the `coalesce` worker): a fenced read-modify-write of the
+ *   counter under /locks/write_lock, each iteration by a way of locking drawn from the PRNG
+ *   (decorator, withLock, an Observable method, tryAcquire, a short timeout, a multi-lock, a
+ *   write under a held read lock);
+ * - the side loop: short holds of the read/write lock /chaos/rw and the semaphore /chaos/sem.
  *
- * Workers with an odd id lock through `@DistributedLock` on a service method, the others through
- * `LockService.withLock`. Every error of an iteration (LockTimeoutError, LockLostError,
- * NotConnectedError, ZooKeeperError, a refusal by the store) is reported to main and the loop
- * goes on. Forked by chaos/main.ts with the settings in the environment (ENV in messages.ts).
+ * Every holder reports its belief interval to main. Every error of an iteration is reported to
+ * main and the loop goes on. An unhandled rejection or uncaught exception trips the tripwire:
+ * reported to main, then the process exits (the run fails). With CHAOS_MUTANT set, the
+ * connection is patched with that mutant of test/mutants/port-mutants.ts (the run must fail).
+ * Forked by chaos/main.ts with the settings in the environment (ENV in messages.ts).
  */
 import 'reflect-metadata';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
+import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import {
-  DistributedLock,
-  LockLostError,
-  LockService,
-  ZkConnectionService,
-  ZkLockModule,
-  ZooKeeperError,
-  type LockHandle,
-} from '../lib/index.js';
-import { LOCK_PATH } from '../sample/log-file.js';
-import {
-  ENV,
-  isMainMessage,
-  type LockStyle,
-  type MainMessage,
-  type ReadReply,
-  type WorkerMessage,
-  type WriteReply,
-} from './messages.js';
-import { Prng } from './prng.js';
-
-/** How long one acquisition waits for the lock before a LockTimeoutError. */
-const LOCK_TIMEOUT = 8_000;
-
-/** The store refused a read or a write: this worker's token is stale (it lost the lock without knowing in time). */
-export class StaleTokenError extends Error {
-  override name = 'StaleTokenError';
-}
+import { LockLostError, ZkConnectionService, ZkLockModule, ZooKeeperError } from '../lib/index.js';
+import { installProcessTripwire } from '../test/setup/process-tripwire.js';
+import { applyMutant, isMutantName } from '../test/mutants/port-mutants.js';
+import { ENV, isMainMessage, type LockStyle, type WorkerMessage } from './messages.js';
+import { Busy, now, send, StoreClient, Workload, WorkloadSeed, type Iteration } from './workload.js';
 
 export class WorkerConfig {
   constructor(
@@ -50,6 +30,7 @@ export class WorkerConfig {
     readonly sessionTimeout: number,
     readonly style: LockStyle,
     readonly seed: number,
+    readonly mutant: string | undefined,
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -59,127 +40,31 @@ export class WorkerConfig {
       return value;
     };
     const style = need(ENV.style);
-    if (style !== 'decorator' && style !== 'withLock') throw new Error(`${ENV.style}=${style}`);
+    if (style !== 'mixed' && style !== 'coalesce') throw new Error(`${ENV.style}=${style}`);
+    const mutant = env[ENV.mutant] || undefined;
+    if (mutant !== undefined && !isMutantName(mutant)) throw new Error(`${ENV.mutant}=${mutant}: no such mutant`);
     return new WorkerConfig(
       need(ENV.connect),
       Number(need(ENV.workerId)),
       Number(need(ENV.sessionTimeout)),
       style,
       Number(need(ENV.seed)),
+      mutant,
     );
   }
 }
 
 const log = (text: string) => process.stdout.write(`${new Date().toISOString()} ${text}\n`);
 
-function send(message: WorkerMessage): void {
-  if (process.connected) process.send?.(message);
-}
-
-/** The fenced store, in chaos/main.js, over the IPC channel. */
-export class StoreClient {
-  private nextReq = 1;
-  private readonly pending = new Map<number, { resolve: (reply: MainMessage) => void; reject: (e: Error) => void }>();
-
-  constructor() {
-    process.on('message', (message: unknown) => {
-      if (!isMainMessage(message) || message.type === 'stop') return;
-      const waiter = this.pending.get(message.req);
-      this.pending.delete(message.req);
-      waiter?.resolve(message);
-    });
-    process.once('disconnect', () => {
-      for (const waiter of this.pending.values()) waiter.reject(new Error('the IPC channel to main is closed'));
-      this.pending.clear();
-    });
-  }
-
-  read(token: bigint): Promise<ReadReply> {
-    return this.ask({ type: 'read', req: this.nextReq++, token: token.toString() }) as Promise<ReadReply>;
-  }
-
-  write(token: bigint, counter: number): Promise<WriteReply> {
-    return this.ask({ type: 'write', req: this.nextReq++, token: token.toString(), counter }) as Promise<WriteReply>;
-  }
-
-  private ask(request: WorkerMessage & { req: number }): Promise<MainMessage> {
-    return new Promise((resolve, reject) => {
-      if (!process.connected) {
-        reject(new Error('the IPC channel to main is closed'));
-        return;
-      }
-      this.pending.set(request.req, { resolve, reject });
-      process.send!(request);
-    });
-  }
-}
-
-@Injectable()
-export class ChaosWriterService {
-  private readonly prng: Prng;
-
-  constructor(
-    private readonly locks: LockService,
-    private readonly store: StoreClient,
-    config: WorkerConfig,
-  ) {
-    this.prng = new Prng(config.seed);
-  }
-
-  /** One iteration through the decorator: the lock is held for the whole call. */
-  @DistributedLock(LOCK_PATH, { timeout: LOCK_TIMEOUT })
-  async appendDecorated(): Promise<number> {
-    return this.critical(this.locks.current(LOCK_PATH)!);
-  }
-
-  /** One iteration through LockService.withLock. */
-  appendWithLock(): Promise<number> {
-    return this.locks.withLock(LOCK_PATH, (lock) => this.critical(lock), { timeout: LOCK_TIMEOUT });
-  }
-
-  /** The token of the lock held by the iteration under way, for its error report. */
-  private heldToken: bigint | undefined;
-
-  /** The token of the lock the last iteration held (undefined if it held none), and forgets it. */
-  takeHeldToken(): string | undefined {
-    const token = this.heldToken;
-    this.heldToken = undefined;
-    return token?.toString();
-  }
-
-  /** The read-modify-write, fenced; resolves with the counter written. */
-  private async critical(lock: LockHandle): Promise<number> {
-    const token = lock.fencingToken;
-    this.heldToken = token;
-    send({ type: 'acquired', token: token.toString() });
-    lock.signal.throwIfAborted();
-    const read = await this.store.read(token);
-    if (!read.ok) throw new StaleTokenError(`read refused: ${read.reason}`);
-    // Real work between the read and the write: other holders would interleave here without the lock.
-    const slept = sleep(this.prng.between(20, 50));
-    // Said once the timer runs (main may SIGSTOP us right away): a process paused now wakes up
-    // with its timer due, and writes before it hears of anything that happened meanwhile.
-    send({ type: 'yielding', token: token.toString() });
-    await slept;
-    // The documented way: stop when the lock is gone. (A process paused right here checks nothing:
-    // the store's token check is what stops its write.)
-    lock.signal.throwIfAborted();
-    const counter = read.counter! + 1;
-    const written = await this.store.write(token, counter);
-    if (!written.ok) throw new StaleTokenError(`write of ${counter} refused: ${written.reason}`);
-    return counter;
-  }
-
-  /** A pause between iterations, so that 4 workers do not saturate 2 cores. */
-  pause(): Promise<void> {
-    return sleep(this.prng.between(5, 25));
-  }
-
-  /** A longer pause after an error (a NotConnectedError would otherwise spin). */
-  backoff(): Promise<void> {
-    return sleep(this.prng.between(50, 250));
-  }
-}
+// First thing: an unhandled rejection or uncaught exception is reported to main (which fails the
+// run), printed, and ends the process, as it would end a production app.
+installProcessTripwire(`chaos worker ${process.env[ENV.workerId] ?? '?'}`, {
+  report: (line) =>
+    new Promise<void>((resolve) => {
+      if (!process.connected) return resolve();
+      process.send!({ type: 'tripwire', line } satisfies WorkerMessage, undefined, {}, () => resolve());
+    }),
+});
 
 @Module({})
 export class ChaosWorkerModule {
@@ -195,9 +80,15 @@ export class ChaosWorkerModule {
           operationTimeout: 5_000,
           reconnectDelay: 300,
           shutdownTimeout: 5_000,
+          coalesce: config.style === 'coalesce',
         }),
       ],
-      providers: [{ provide: WorkerConfig, useValue: config }, StoreClient, ChaosWriterService],
+      providers: [
+        { provide: WorkerConfig, useValue: config },
+        { provide: WorkloadSeed, useValue: new WorkloadSeed(config.seed) },
+        StoreClient,
+        Workload,
+      ],
     };
   }
 }
@@ -211,11 +102,11 @@ function kindOf(error: unknown): string {
 }
 
 let app: INestApplicationContext | undefined;
-/** Set by main's `stop` (or SIGTERM, or main going away): the loop ends after the current iteration. */
-const state = { stopRequested: false, closing: false };
+/** Set by main's `stop` (or SIGTERM, or main going away): the loops end after their current iteration. */
+const state = { stopRequested: false, closing: false, iterations: 0 };
 
-/** Closes the context (our session and lock node go at once), tells main, exits. */
-async function finish(code: number, iterations: number): Promise<never> {
+/** Closes the context (our session and lock nodes go at once), tells main, exits. */
+async function finish(code: number): Promise<never> {
   state.closing = true;
   const guard = setTimeout(() => {
     log('still closing after 15 s: exiting anyway');
@@ -230,11 +121,72 @@ async function finish(code: number, iterations: number): Promise<never> {
   if (process.connected) {
     // Wait until the message is handed to the channel before closing it.
     await new Promise<void>((resolve) => {
-      process.send!({ type: 'stopped', iterations } satisfies WorkerMessage, undefined, {}, () => resolve());
+      process.send!({ type: 'stopped', iterations: state.iterations } satisfies WorkerMessage, undefined, {}, () =>
+        resolve(),
+      );
     });
     process.disconnect();
   }
   process.exit(code);
+}
+
+/** Runs `iteration` until stopped, reporting each outcome; errors are reported and survived. */
+async function loop<Op extends string>(
+  workload: Workload,
+  pick: () => Op,
+  iteration: (it: Iteration & { op: Op }) => Promise<void>,
+): Promise<void> {
+  while (!state.stopRequested) {
+    state.iterations += 1;
+    const it: Iteration & { op: Op } = { op: pick() };
+    try {
+      await iteration(it);
+      send({ type: 'op', op: it.op, outcome: 'ok' });
+      await workload.pause();
+    } catch (error) {
+      if (error instanceof Busy) {
+        send({ type: 'op', op: it.op, outcome: 'busy' });
+        await workload.pause();
+        continue;
+      }
+      const kind = kindOf(error);
+      const message = error instanceof Error ? error.message : String(error);
+      log(`${it.op}: ${kind}: ${message}`);
+      send({ type: 'op', op: it.op, outcome: 'error' });
+      send({ type: 'error', op: it.op, kind, message, token: it.token?.toString() });
+      await workload.backoff();
+    }
+  }
+}
+
+/** Reports every stretch of 150 ms or more in which the event loop did not run (the process acted on nothing). */
+function watchStalls(): void {
+  let last = process.hrtime.bigint();
+  const timer = setInterval(() => {
+    const at = process.hrtime.bigint();
+    if (at - last > 150_000_000n) send({ type: 'stall', from: last.toString(), to: at.toString() });
+    last = at;
+  }, 20);
+  timer.unref();
+}
+
+/** Tells main each new session, with what it needs to expire it. */
+function reportSessions(connection: ZkConnectionService): void {
+  let sessionSent: string | undefined;
+  connection.state$.subscribe((event) => {
+    if (event.state !== 'connected' || event.sessionId === sessionSent) return;
+    const credentials = connection.sessionCredentials();
+    const session = connection.currentSession();
+    if (!credentials || !session) return;
+    sessionSent = event.sessionId;
+    log(`session 0x${event.sessionId} (timeout ${session.timeout} ms)`);
+    send({
+      type: 'session',
+      id: credentials.id.toString('hex'),
+      password: credentials.password.toString('hex'),
+      timeout: session.timeout,
+    });
+  });
 }
 
 async function main(): Promise<void> {
@@ -251,7 +203,7 @@ async function main(): Promise<void> {
   process.once('disconnect', () => {
     // main is gone (or done with us): stop at once
     state.stopRequested = true;
-    if (!state.closing) void finish(1, 0);
+    if (!state.closing) void finish(1);
   });
   process.once('SIGTERM', () => {
     state.stopRequested = true;
@@ -262,41 +214,31 @@ async function main(): Promise<void> {
     abortOnError: false,
   });
   const connection = app.get(ZkConnectionService);
-  let sessionSent: string | undefined;
-  connection.state$.subscribe((event) => {
-    if (event.state !== 'connected' || event.sessionId === sessionSent) return;
-    const credentials = connection.sessionCredentials();
-    const session = connection.currentSession();
-    if (!credentials || !session) return;
-    sessionSent = event.sessionId;
-    log(`session 0x${event.sessionId} (timeout ${session.timeout} ms)`);
-    send({
-      type: 'session',
-      id: credentials.id.toString('hex'),
-      password: credentials.password.toString('hex'),
-      timeout: session.timeout,
-    });
-  });
-  send({ type: 'ready', style: config.style });
-  log(`worker ${config.workerId} (pid ${process.pid}) ready, locking with ${config.style}`);
-
-  const writer = app.get(ChaosWriterService);
-  let iterations = 0;
-  while (!state.stopRequested) {
-    iterations += 1;
-    try {
-      await (config.style === 'decorator' ? writer.appendDecorated() : writer.appendWithLock());
-      writer.takeHeldToken();
-      await writer.pause();
-    } catch (error) {
-      const kind = kindOf(error);
-      const message = error instanceof Error ? error.message : String(error);
-      log(`${kind}: ${message}`);
-      send({ type: 'error', kind, message, token: writer.takeHeldToken() });
-      await writer.backoff();
-    }
+  if (config.mutant !== undefined && isMutantName(config.mutant)) {
+    applyMutant(connection, config.mutant);
+    log(`MUTANT ${config.mutant} applied to this worker's connection`);
   }
-  await finish(0, iterations);
+  reportSessions(connection);
+  watchStalls();
+  send({ type: 'ready', style: config.style, mutant: config.mutant });
+  log(`worker ${config.workerId} (pid ${process.pid}) ready, style ${config.style}, clock ${now()}`);
+
+  const workload = app.get(Workload);
+  workload.beliefs.session = () => connection.currentSession()?.id.toString(16).padStart(16, '0');
+  const counter = () =>
+    loop(
+      workload,
+      () => workload.pickCounterOp(),
+      (it) => workload.counter(it),
+    );
+  const side = () =>
+    loop(
+      workload,
+      () => workload.pickSideOp(),
+      (it) => workload.side(it.op),
+    );
+  await Promise.all(config.style === 'coalesce' ? [counter(), counter(), side()] : [counter(), side()]);
+  await finish(0);
 }
 
 main().catch((error: unknown) => {

@@ -12,7 +12,14 @@ import { performance } from 'node:perf_hooks';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HttpAppConfig, HttpAppModule } from './http-app.js';
+import { installProcessTripwire } from '../test/setup/process-tripwire.js';
 import { ENV, sendToParent } from './messages.js';
+
+// An unhandled rejection or uncaught exception: one clear line, reported to sample/main.js, and a
+// non-zero exit (the run then fails), as it would kill a production app.
+installProcessTripwire(`sample app instance ${process.env[ENV.workerId] ?? '?'}`, {
+  report: (line) => sendToParent({ type: 'error', message: line }),
+});
 
 let app: INestApplication | undefined;
 

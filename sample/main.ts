@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { installProcessTripwire, TRIPWIRE_EXIT_CODE } from '../test/setup/process-tripwire.js';
 import { startZooKeeper, type ZkServer } from '../test/support/zookeeper.js';
 import { parseSampleArgs, USAGE, UsageError, type SampleArgs } from './args.js';
 import { Fleet, lastOutput, type Member } from './fleet.js';
@@ -67,6 +68,9 @@ function shutdown(code: number): Promise<never> {
   })();
   return shuttingDown;
 }
+
+// An unhandled rejection or uncaught exception here: one clear line, then the run stops and fails.
+installProcessTripwire('sample main', { exit: () => shutdown(TRIPWIRE_EXIT_CODE) });
 
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

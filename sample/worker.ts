@@ -13,7 +13,14 @@ import { Injectable, Module, type DynamicModule, type INestApplicationContext } 
 import { NestFactory } from '@nestjs/core';
 import { DistributedLock, LockService, ZkLockModule } from '../lib/index.js';
 import { appendNextLine, LOCK_PATH } from './log-file.js';
+import { installProcessTripwire } from '../test/setup/process-tripwire.js';
 import { ENV, isGoMessage, requireEnv, requirePositiveEnv, sendToParent, type WorkerMessage } from './messages.js';
+
+// An unhandled rejection or uncaught exception: one clear line, reported to sample/main.js, and a
+// non-zero exit (the run then fails), as it would kill a production app.
+installProcessTripwire(`sample worker ${process.env[ENV.workerId] ?? '?'}`, {
+  report: (line) => sendToParent({ type: 'error', message: line }),
+});
 
 /** The worker's settings, from the environment the parent set. Provided by value, injected by type. */
 export class WorkerConfig {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ZooKeeperError, type LockHandle } from '../../lib/index.js';
-import { expireSession } from '../../chaos/faults.js';
+import { expireSession } from '../../chaos/fault-tools.js';
 import { lockClient, type LockClient } from '../fixtures/lock-clients.js';
 import { useFileServer } from '../fixtures/file-server.js';
 import { TcpProxy, waitFor } from '../support/index.js';

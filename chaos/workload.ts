@@ -1,0 +1,303 @@
+/**
+ * What a chaos worker does under its locks (chaos/worker.ts runs it): fenced read-modify-writes
+ * of the counter by every way of locking the library offers, and short holds of a read/write
+ * lock and a semaphore. Every holder reports its belief interval to main: from the moment its
+ * code acts as the holder to the moment its code stops (release) or its signal aborts (loss),
+ * whichever comes first, on process.hrtime.bigint() (one monotonic clock for all processes).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable } from '@nestjs/common';
+import { from, lastValueFrom, Observable } from 'rxjs';
+import { DistributedLock, LockService, LockTimeoutError, type LockHandle } from '../lib/index.js';
+import {
+  isMainMessage,
+  PATHS,
+  SEMAPHORE_LEASES,
+  type BeliefMode,
+  type MainMessage,
+  type ReadReply,
+  type WorkerMessage,
+  type WriteReply,
+} from './messages.js';
+import { Prng } from './prng.js';
+
+/** How long a waiting acquisition waits for its lock before a LockTimeoutError. */
+export const LOCK_TIMEOUT = 8_000;
+
+/** The ways of locking the counter, with their weights in the draw. */
+export const COUNTER_OPS = {
+  decorator: 2,
+  withLock: 2,
+  observable: 1,
+  tryAcquire: 1,
+  shortTimeout: 1,
+  multi: 1,
+  nested: 1,
+} as const;
+export type CounterOp = keyof typeof COUNTER_OPS;
+
+/**
+ * The holds of the read/write lock and the semaphore, with their weights. `longRead` holds a
+ * read lock for 0.7-2.5 s: a holder that sends nothing for a while (it pings), what the "cut
+ * before a ping" fault aims at.
+ */
+export const SIDE_OPS = { read: 3, write: 1, lease: 3, longRead: 1 } as const;
+export type SideOp = keyof typeof SIDE_OPS;
+
+/** The store refused a read or a write: this worker's token is stale (it lost the lock without knowing in time). */
+export class StaleTokenError extends Error {
+  override name = 'StaleTokenError';
+}
+
+/** The lock was busy, as the operation intended to find out (tryAcquire null, a short timeout). */
+export class Busy extends Error {
+  override name = 'Busy';
+}
+
+export const now = () => process.hrtime.bigint().toString();
+
+export function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+/** The belief intervals of this process, reported to main as they start and end. */
+export class Beliefs {
+  private next = 1;
+
+  /** The current session's id, hex (set by the worker). */
+  session: () => string | undefined = () => undefined;
+
+  /** Starts a belief in `path`; the returned function ends it as released (a loss of `signal` ends it first). */
+  hold(path: string, mode: BeliefMode, token: bigint, signal: AbortSignal, op: string): () => void {
+    const id = this.next++;
+    send({ type: 'hold', id, path, mode, at: now(), token: token.toString(), op, session: this.session() });
+    let ended = false;
+    const end = (how: 'released' | 'lost') => {
+      if (ended) return;
+      ended = true;
+      signal.removeEventListener('abort', onAbort);
+      send({ type: 'unhold', id, at: now(), how });
+    };
+    const onAbort = () => end('lost');
+    if (signal.aborted) end('lost');
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return () => end('released');
+  }
+}
+
+/** The fenced store, in chaos/main.js, over the IPC channel. */
+export class StoreClient {
+  private nextReq = 1;
+  private readonly pending = new Map<number, { resolve: (reply: MainMessage) => void; reject: (e: Error) => void }>();
+
+  constructor() {
+    process.on('message', (message: unknown) => {
+      if (!isMainMessage(message) || message.type === 'stop') return;
+      const waiter = this.pending.get(message.req);
+      this.pending.delete(message.req);
+      waiter?.resolve(message);
+    });
+    process.once('disconnect', () => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error('the IPC channel to main is closed'));
+      this.pending.clear();
+    });
+  }
+
+  read(token: bigint): Promise<ReadReply> {
+    return this.ask({ type: 'read', req: this.nextReq++, token: token.toString() }) as Promise<ReadReply>;
+  }
+
+  write(token: bigint, counter: number): Promise<WriteReply> {
+    return this.ask({ type: 'write', req: this.nextReq++, token: token.toString(), counter }) as Promise<WriteReply>;
+  }
+
+  private ask(request: WorkerMessage & { req: number }): Promise<MainMessage> {
+    return new Promise((resolve, reject) => {
+      if (!process.connected) {
+        reject(new Error('the IPC channel to main is closed'));
+        return;
+      }
+      this.pending.set(request.req, { resolve, reject });
+      process.send!(request);
+    });
+  }
+}
+
+/** One iteration's state: the counter token it held, for its error report. */
+export interface Iteration {
+  op: string;
+  token?: bigint;
+}
+
+/** The seed of the workload's PRNG (a provider, so that the service stays injectable). */
+export class WorkloadSeed {
+  constructor(readonly seed: number) {}
+}
+
+@Injectable()
+export class Workload {
+  private readonly prng: Prng;
+  readonly beliefs = new Beliefs();
+
+  constructor(
+    private readonly locks: LockService,
+    private readonly store: StoreClient,
+    seed: WorkloadSeed,
+  ) {
+    this.prng = new Prng(seed.seed);
+  }
+
+  pickCounterOp(): CounterOp {
+    return weighted(this.prng, COUNTER_OPS);
+  }
+
+  pickSideOp(): SideOp {
+    return weighted(this.prng, SIDE_OPS);
+  }
+
+  /** One fenced read-modify-write of the counter by `op`; rejects with Busy when the lock was (meant to be found) busy. */
+  async counter(it: Iteration & { op: CounterOp }): Promise<void> {
+    const options = { timeout: LOCK_TIMEOUT };
+    switch (it.op) {
+      case 'decorator':
+        await this.appendDecorated(it);
+        return;
+      case 'observable':
+        await lastValueFrom(this.appendObservable(it));
+        return;
+      case 'withLock':
+        await this.locks.withLock(PATHS.counter, (lock) => this.critical(lock, it), options);
+        return;
+      case 'tryAcquire':
+        return this.holdThen(await this.locks.tryAcquire(PATHS.counter), it);
+      case 'shortTimeout': {
+        let lock: LockHandle;
+        try {
+          lock = await this.locks.acquire(PATHS.counter, { timeout: this.prng.int(20, 300) });
+        } catch (error) {
+          if (error instanceof LockTimeoutError) throw new Busy('timed out, as a short timeout may');
+          throw error;
+        }
+        return this.holdThen(lock, it);
+      }
+      case 'multi': {
+        const both = await this.locks.acquireAll([PATHS.counter, PATHS.multi], options);
+        const part = (path: string) => both.locks[both.paths.indexOf(path)];
+        const endMulti = this.beliefs.hold(PATHS.multi, 'write', part(PATHS.multi).fencingToken, both.signal, it.op);
+        try {
+          await this.critical({ fencingToken: part(PATHS.counter).fencingToken, signal: both.signal }, it);
+        } finally {
+          endMulti();
+          await both.release();
+        }
+        return;
+      }
+      case 'nested': {
+        // A write of the counter while holding a read lock: a holder that waits for another lock
+        // (what the "notification, then cut" fault aims at).
+        const read = await this.locks.acquireRead(PATHS.rw, options);
+        const endRead = this.beliefs.hold(PATHS.rw, 'read', read.fencingToken, read.signal, it.op);
+        try {
+          await this.locks.withLock(PATHS.counter, (lock) => this.critical(lock, it), options);
+        } finally {
+          endRead();
+          await read.release();
+        }
+        return;
+      }
+    }
+  }
+
+  /** A short hold of the read/write lock or the semaphore. */
+  async side(op: SideOp): Promise<void> {
+    const options = { timeout: LOCK_TIMEOUT };
+    const [lock, path, mode]: [LockHandle, string, BeliefMode] =
+      op === 'read' || op === 'longRead'
+        ? [await this.locks.acquireRead(PATHS.rw, options), PATHS.rw, 'read']
+        : op === 'write'
+          ? [await this.locks.acquireWrite(PATHS.rw, options), PATHS.rw, 'write']
+          : [
+              await this.locks.acquire(PATHS.semaphore, { ...options, leases: SEMAPHORE_LEASES }),
+              PATHS.semaphore,
+              'lease',
+            ];
+    const end = this.beliefs.hold(path, mode, lock.fencingToken, lock.signal, op);
+    try {
+      const ms = op === 'longRead' ? this.prng.between(700, 2_500) : this.prng.between(10, 60);
+      await sleep(ms, undefined, { signal: lock.signal }).catch(() => undefined);
+      lock.signal.throwIfAborted();
+    } finally {
+      end();
+      await lock.release();
+    }
+  }
+
+  /** One iteration through the decorator: the lock is held for the whole call. */
+  @DistributedLock(PATHS.counter, { timeout: LOCK_TIMEOUT })
+  async appendDecorated(it: Iteration): Promise<number> {
+    return this.critical(this.locks.current(PATHS.counter)!, it);
+  }
+
+  /** One iteration through a decorated method returning an Observable: held from subscribe to complete. */
+  @DistributedLock(PATHS.counter, { timeout: LOCK_TIMEOUT })
+  appendObservable(it: Iteration): Observable<number> {
+    return from(this.critical(this.locks.current(PATHS.counter)!, it));
+  }
+
+  /** A pause between iterations, so that the workers do not saturate 2 cores. */
+  pause(min = 5, max = 25): Promise<void> {
+    return sleep(this.prng.between(min, max));
+  }
+
+  /** A longer pause after an error (a NotConnectedError would otherwise spin). */
+  backoff(): Promise<void> {
+    return sleep(this.prng.between(50, 250));
+  }
+
+  private async holdThen(lock: LockHandle | null, it: Iteration): Promise<void> {
+    if (!lock) throw new Busy('held elsewhere, as tryAcquire may find');
+    try {
+      await this.critical(lock, it);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** The read-modify-write, fenced, as the holder of the counter; resolves with the counter written. */
+  private async critical(lock: Pick<LockHandle, 'fencingToken' | 'signal'>, it: Iteration): Promise<number> {
+    const token = lock.fencingToken;
+    const end = this.beliefs.hold(PATHS.counter, 'write', token, lock.signal, it.op);
+    it.token = token;
+    try {
+      send({ type: 'acquired', token: token.toString() });
+      lock.signal.throwIfAborted();
+      const read = await this.store.read(token);
+      if (!read.ok) throw new StaleTokenError(`read refused: ${read.reason}`);
+      // Real work between the read and the write: other holders would interleave here without the lock.
+      const slept = sleep(this.prng.between(20, 50));
+      // Said once the timer runs (main may SIGSTOP us right away): a process paused now wakes up
+      // with its timer due, and writes before it hears of anything that happened meanwhile.
+      send({ type: 'yielding', token: token.toString() });
+      await slept;
+      // The documented way: stop when the lock is gone. (A process paused right here checks
+      // nothing: the store's token check is what stops its write.)
+      lock.signal.throwIfAborted();
+      const counter = read.counter! + 1;
+      const written = await this.store.write(token, counter);
+      if (!written.ok) throw new StaleTokenError(`write of ${counter} refused: ${written.reason}`);
+      return counter;
+    } finally {
+      end();
+    }
+  }
+}
+
+function weighted<K extends string>(prng: Prng, weights: Readonly<Record<K, number>>): K {
+  const entries = Object.entries(weights) as [K, number][];
+  let draw = prng.next() * entries.reduce((sum, [, w]) => sum + w, 0);
+  for (const [key, weight] of entries) {
+    draw -= weight;
+    if (draw < 0) return key;
+  }
+  return entries.at(-1)![0];
+}
