@@ -13,6 +13,13 @@ export type ZkErrorCode =
   | 'OPERATION_TIMEOUT'
   /** The server does not know the request (e.g. containers before ZooKeeper 3.5). */
   | 'UNIMPLEMENTED'
+  /**
+   * The server said "not now" and did not apply the request: throttling (THROTTLEDOP), its own
+   * request timeout, a moved session, a reconfiguration in progress. The recipe backs off and retries.
+   */
+  | 'THROTTLED'
+  /** A hard quota on the path's parent refused a create (stays until an operator raises it). */
+  | 'QUOTA_EXCEEDED'
   | 'CLOSED'
   | 'OTHER';
 

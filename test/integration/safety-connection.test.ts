@@ -369,7 +369,7 @@ describe('a reply with an error code the client does not know', () => {
         (e: unknown) => e,
       );
       expect(error).toBeInstanceOf(ZooKeeperError);
-      expect((error as ZooKeeperError).zkCode).toBe('OTHER');
+      expect((error as ZooKeeperError).zkCode).toBe('QUOTA_EXCEEDED');
       expect((error as Error).message).toContain('QUOTAEXCEEDED (-125)');
       // Same connection, same session: nothing was dropped.
       expect(await a.connection.exists('/q/one')).not.toBeNull();

@@ -5,7 +5,7 @@
  */
 import { ZooKeeperError, type ZkErrorCode } from '../../errors/zookeeper.error.js';
 import { boundedDelay } from './timers.js';
-import type { Callback } from './raw-client.js';
+import { TRANSIENT_SERVER_CODES, type Callback } from './raw-client.js';
 
 /** Error codes the library tells apart; any other (a server code the client does not know included) is OTHER, its number in the message. */
 const ERROR_CODES: Record<number, ZkErrorCode> = {
@@ -19,7 +19,13 @@ const ERROR_CODES: Record<number, ZkErrorCode> = {
   [-112]: 'SESSION_EXPIRED',
   [-7]: 'OPERATION_TIMEOUT',
   [-6]: 'UNIMPLEMENTED',
+  [-125]: 'QUOTA_EXCEEDED',
 };
+
+/** The library's name for a server error code. */
+export function errorCodeOf(code: number): ZkErrorCode {
+  return ERROR_CODES[code] ?? (TRANSIENT_SERVER_CODES.has(code) ? 'THROTTLED' : 'OTHER');
+}
 
 /** A request waiting for its reply. */
 interface InFlight {
@@ -70,7 +76,7 @@ export class Requests {
         send((error, ...result) => {
           if (!this.inflight.delete(request)) return;
           if (error) {
-            reject(new ZooKeeperError(ERROR_CODES[error.getCode()] ?? 'OTHER', operation, path, error.message));
+            reject(new ZooKeeperError(errorCodeOf(error.getCode()), operation, path, error.message));
             return;
           }
           resolve(map(result));

@@ -229,9 +229,10 @@ export function isNodeExists(error: unknown): boolean {
  * Errors after which the request's outcome is unknown or the session changed: try again (on the
  * next session if need be). CLOSED here means a client thrown away with its session; when the
  * whole connection is closed, waiting for the next session fails instead. Anything else is
- * permanent for the attempt (NO_AUTH, INVALID_ACL, a code the client does not know: OTHER...).
+ * permanent for the attempt (NO_AUTH, INVALID_ACL, QUOTA_EXCEEDED, an unknown code: OTHER...).
+ * THROTTLED (the server said "not now" and did not apply it) is retried after a back-off.
  */
-const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED']);
+const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED', 'THROTTLED']);
 export function isTransient(error: unknown): boolean {
   return error instanceof ZooKeeperError && TRANSIENT.has(error.zkCode);
 }
