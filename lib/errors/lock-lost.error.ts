@@ -14,7 +14,9 @@ export type LockLostReason =
    * Someone asked the holder to release (`LockService.requestRelease`, or Curator's Revoker).
    * The node is still ours until `release()`: stop, then release soon.
    */
-  | 'revoked';
+  | 'revoked'
+  /** The outer holder of a reentrant (nested) acquisition released the lock: this handle was a nested one. */
+  | 'outer-released';
 
 /**
  * A held lock is no longer ours. A handle's `signal` aborts with this error as its reason;
@@ -37,4 +39,5 @@ const LOST_TEXT: Record<LockLostReason, string> = {
   'node-deleted': 'the lock node was deleted by someone else',
   closed: 'the ZooKeeper connection was closed',
   revoked: 'another owner asked for it to be released (revocation); release it',
+  'outer-released': 'the outer holder released the lock (this handle was a nested, reentrant one)',
 };

@@ -41,7 +41,7 @@ export interface LockHandle extends AsyncDisposable {
  * The reason of a nested handle's LockLostError when its outer holder released the lock.
  * (A LockLostReason the errors module is asked to add; typed through `string` until it does.)
  */
-export const OUTER_RELEASED = 'outer-released' as string as LockLostReason;
+export const OUTER_RELEASED: LockLostReason = 'outer-released';
 
 /** Internal: a handle that holds its own share of the lock (not a nested handle on another one). */
 export interface OuterLock extends LockHandle {

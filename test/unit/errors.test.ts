@@ -105,6 +105,7 @@ describe('error messages', () => {
     ['node-deleted', 'the lock node was deleted by someone else'],
     ['closed', 'the ZooKeeper connection was closed'],
     ['revoked', 'another owner asked for it to be released (revocation); release it'],
+    ['outer-released', 'the outer holder released the lock (this handle was a nested, reentrant one)'],
   ];
 
   it.each(REASONS)('LockLostError for %s names the path and the reason', (reason, text) => {
