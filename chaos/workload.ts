@@ -41,8 +41,11 @@ export type CounterOp = keyof typeof COUNTER_OPS;
  * read lock for 0.7-2.5 s: a holder that sends nothing for a while (it pings), what the "cut
  * before a ping" fault aims at.
  */
-export const SIDE_OPS = { read: 3, write: 1, lease: 3, longRead: 1 } as const;
+export const SIDE_OPS = { read: 3, write: 1, lease: 3, tryLease: 1, longRead: 1 } as const;
 export type SideOp = keyof typeof SIDE_OPS;
+
+/** The operations for which "busy" is a lawful outcome (they need not ever get the lock). */
+export const MAY_BE_BUSY: ReadonlySet<string> = new Set(['tryAcquire', 'shortTimeout', 'tryLease']);
 
 /** The store refused a read or a write: this worker's token is stale (it lost the lock without knowing in time). */
 export class StaleTokenError extends Error {
@@ -168,8 +171,15 @@ export class Workload {
       case 'withLock':
         await this.locks.withLock(PATHS.counter, (lock) => this.critical(lock, it), options);
         return;
-      case 'tryAcquire':
-        return this.holdThen(await this.locks.tryAcquire(PATHS.counter), it);
+      case 'tryAcquire': {
+        // A few looks: the counter is rarely free with every worker queueing for it.
+        let lock = await this.locks.tryAcquire(PATHS.counter);
+        for (let look = 1; !lock && look < 4; look += 1) {
+          await sleep(this.prng.between(5, 30));
+          lock = await this.locks.tryAcquire(PATHS.counter);
+        }
+        return this.holdThen(lock, it);
+      }
       case 'shortTimeout': {
         let lock: LockHandle;
         try {
@@ -208,19 +218,23 @@ export class Workload {
     }
   }
 
-  /** A short hold of the read/write lock or the semaphore. */
+  /** A short hold of the read/write lock or the semaphore (tryLease: only if a lease is free now). */
   async side(op: SideOp): Promise<void> {
     const options = { timeout: LOCK_TIMEOUT };
-    const [lock, path, mode]: [LockHandle, string, BeliefMode] =
+    const leases = SEMAPHORE_LEASES;
+    let taken: LockHandle | null;
+    if (op === 'read' || op === 'longRead') taken = await this.locks.acquireRead(PATHS.rw, options);
+    else if (op === 'write') taken = await this.locks.acquireWrite(PATHS.rw, options);
+    else if (op === 'lease') taken = await this.locks.acquire(PATHS.semaphore, { ...options, leases });
+    else taken = await this.locks.tryAcquire(PATHS.semaphore, { leases });
+    if (!taken) throw new Busy('no lease free, as tryAcquire may find');
+    const lock = taken;
+    const [path, mode]: [string, BeliefMode] =
       op === 'read' || op === 'longRead'
-        ? [await this.locks.acquireRead(PATHS.rw, options), PATHS.rw, 'read']
+        ? [PATHS.rw, 'read']
         : op === 'write'
-          ? [await this.locks.acquireWrite(PATHS.rw, options), PATHS.rw, 'write']
-          : [
-              await this.locks.acquire(PATHS.semaphore, { ...options, leases: SEMAPHORE_LEASES }),
-              PATHS.semaphore,
-              'lease',
-            ];
+          ? [PATHS.rw, 'write']
+          : [PATHS.semaphore, 'lease'];
     const end = this.beliefs.hold(path, mode, lock.fencingToken, lock.signal, op);
     try {
       const ms = op === 'longRead' ? this.prng.between(700, 2_500) : this.prng.between(10, 60);
