@@ -78,26 +78,34 @@ async function childrenOf(port: ZkPort, path: string): Promise<string[]> {
   }
 }
 
-/** Owner data of `nodes` of `dir`, in order; nodes gone meanwhile are left out. */
+/**
+ * Owner data of `nodes` of `dir`, in creation order (by each node's czxid, which the getData we
+ * make anyway returns: right also past the sequence counter's wrap, where names no longer tell
+ * the order); nodes gone meanwhile are left out.
+ */
 async function ownersOf(port: ZkPort, dir: string, nodes: QueueNode[]): Promise<LockOwner[]> {
   const owners = await Promise.all(
-    nodes.map(async (node): Promise<LockOwner | null> => {
+    nodes.map(async (node): Promise<{ owner: LockOwner; czxid: bigint } | null> => {
       try {
         const { data, stat } = await port.getData(`${dir}/${node.name}`);
-        return {
+        const owner: LockOwner = {
           node: node.name,
           kind: node.kind,
           sequence: node.sequence,
           owner: parseOwner(data),
           sessionId: stat.ephemeralOwner.toString(16).padStart(16, '0'),
         };
+        return { owner, czxid: stat.czxid };
       } catch (error) {
         if (isNoNode(error)) return null; // released meanwhile
         throw error;
       }
     }),
   );
-  return owners.filter((owner) => owner !== null);
+  return owners
+    .filter((entry) => entry !== null)
+    .toSorted((a, b) => (a.czxid < b.czxid ? -1 : a.czxid > b.czxid ? 1 : 0))
+    .map((entry) => entry.owner);
 }
 
 function parseOwner(data: Buffer): LockOwner['owner'] {

@@ -19,6 +19,7 @@ const MUTEX = '/wrapped/mutex';
 const READ_WRITE = '/wrapped/rw';
 const SEMAPHORE = '/wrapped/sem';
 const PROCESSES = '/wrapped/processes';
+const INSPECTED = '/wrapped/inspected';
 const LOCK_PROCESS = fileURLToPath(new URL('../fixtures/lock-process.mjs', import.meta.url));
 
 let server: ZkServer;
@@ -26,7 +27,7 @@ let server: ZkServer;
 beforeAll(async () => {
   server = await startZooKeeper({
     prepareData: async (dataDir) => {
-      const dirs = [MUTEX, READ_WRITE, `${SEMAPHORE}/locks`, `${SEMAPHORE}/leases`, PROCESSES];
+      const dirs = [MUTEX, READ_WRITE, `${SEMAPHORE}/locks`, `${SEMAPHORE}/leases`, PROCESSES, INSPECTED];
       await runJavaFixture('WrappedCounterSnapshot', [dataDir, String(COUNTER), ...dirs]);
     },
   });
@@ -153,6 +154,30 @@ describe('lock directories whose sequence counter went past 2^31 - 1', () => {
     expect(noOverlap(intervals)).toBe(true);
     expect(await childrenOf(server.connectString, PROCESSES)).toEqual([]);
   }, 120_000);
+
+  it('inspect names the holder by creation order when the names no longer tell it', async () => {
+    const [first, second, reader] = await lockClients(3, server.connectString);
+    // Saturate the counter (at 2^31 - 4 in the snapshot): from now on every child is named ...2147483647.
+    for (let i = 0; i < 4; i += 1) {
+      const node = await first.connection.create(`${INSPECTED}/filler-`, Buffer.alloc(0), 'ephemeral-sequential');
+      await first.connection.remove(node);
+    }
+    // Created first, but its name sorts last; the other one sorts first.
+    const holder = await first.connection.create(
+      `${INSPECTED}/_c_ffff-lock-`,
+      Buffer.from('{}'),
+      'ephemeral-sequential',
+    );
+    const waiter = await second.connection.create(
+      `${INSPECTED}/_c_0000-lock-`,
+      Buffer.from('{}'),
+      'ephemeral-sequential',
+    );
+    expect([holder, waiter].every(wrapped)).toBe(true);
+    const info = await reader.locks.inspect(INSPECTED);
+    expect(info.holder?.node).toBe(holder.slice(INSPECTED.length + 1));
+    expect(info.queue.map((owner) => owner.node)).toEqual([waiter.slice(INSPECTED.length + 1)]);
+  }, 60_000);
 });
 
 /** Runs test/fixtures/lock-process.mjs `loop` (built dist/) and resolves with its lines once it exits 0. */
