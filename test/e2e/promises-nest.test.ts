@@ -447,3 +447,35 @@ describe('HTTP 503 (while ZooKeeper is unreachable: test/e2e/safety-declarative-
     await closing;
   });
 });
+
+// ---- a failed release after a failed body ----
+
+@Injectable()
+class Failing {
+  @DistributedLock('/noauth-nest/a')
+  async fails(): Promise<never> {
+    await Promise.resolve();
+    throw new Error('the method failed');
+  }
+}
+
+describe('a locked method whose body and release both fail', () => {
+  it("rejects with the body's error; the failed release is logged, naming the method", async () => {
+    const warnings: string[] = [];
+    const logger: LoggerService = {
+      log: () => undefined,
+      error: () => undefined,
+      debug: () => undefined,
+      verbose: () => undefined,
+      warn: (message: unknown) => warnings.push(String(message)),
+    };
+    // The directory grants create and read, not delete: the release fails with NO_AUTH.
+    @Module({ imports: [zk({ acl: [{ scheme: 'world', id: 'anyone', perms: 'cr' }] })], providers: [Failing] })
+    class FailingModule {}
+    const app = await NestFactory.createApplicationContext(FailingModule, { logger });
+    apps.push(app);
+    await app.get(ZkConnectionService).ensurePath('/noauth-nest/a');
+    await expect(app.get(Failing).fails()).rejects.toThrow('the method failed');
+    expect(warnings.some((line) => line.includes('Failing#fails') && line.includes('NO_AUTH'))).toBe(true);
+  });
+});

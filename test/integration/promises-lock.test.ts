@@ -5,6 +5,7 @@
  * lockTimeout, multi-lock options, local FIFO order.
  */
 import { createServer, type AddressInfo } from 'node:net';
+import { Logger } from '@nestjs/common';
 import { Subject } from 'rxjs';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
@@ -342,5 +343,28 @@ describe('multi-locks', () => {
     expect(leases.locks.map((lock: LockHandle) => lock.kind)).toEqual(['lease', 'lease']);
     expect(leases.locks.map((lock: LockHandle) => lock.node.includes('/leases/'))).toEqual([true, true]);
     await leases.release();
+  });
+});
+
+describe('a release that fails for good, after a body that failed', () => {
+  it("withLock rejects with the body's error; the failed release is logged", async () => {
+    // The directory grants create and read, not delete: the release fails with NO_AUTH.
+    const { connection, locks } = await lockClient(server.connectString, {
+      acl: [{ scheme: 'world', id: 'anyone', perms: 'cr' }],
+    });
+    await connection.ensurePath('/noauth-body/a');
+    const warnings: string[] = [];
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => {
+      warnings.push(String(message));
+    });
+    onTestFinished(() => warn.mockRestore());
+    const bodyError = new Error('the body failed');
+    const result = await locks
+      .withLock('/noauth-body/a', () => {
+        throw bodyError;
+      })
+      .catch((error: unknown) => error);
+    expect(result).toBe(bodyError);
+    expect(warnings.some((line) => line.includes('/noauth-body/a') && line.includes('NO_AUTH'))).toBe(true);
   });
 });
