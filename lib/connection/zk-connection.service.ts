@@ -128,12 +128,24 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
 
   // ---- ZkPort ----
 
+  /**
+   * The current session, when there is one. Asked after its presumed loss is due, it ends the
+   * session now (its holders told) and answers none, even if the presumption timer has not run
+   * yet (an event loop busy past the deadline): a grant made without a round trip (a coalesced
+   * hand-off, a reentrant acquisition) must not start after the server may have let others in.
+   */
   currentSession(): ZkSession | undefined {
-    return this.session;
+    const { session, adapter } = this;
+    if (session && adapter && performance.now() >= adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY) {
+      this.presumeLost();
+      return undefined;
+    }
+    return session;
   }
 
   waitForSession(signal?: AbortSignal): Promise<ZkSession> {
-    if (this.session) return Promise.resolve(this.session);
+    const current = this.currentSession();
+    if (current) return Promise.resolve(current);
     if (this.closed) return Promise.reject(new NotConnectedError('the connection is closed'));
     if (!this.adapter && !this.connecting) void this.connect().catch(() => undefined);
     return new Promise<ZkSession>((resolve, reject) => {
@@ -360,11 +372,15 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         this.armPresumption(adapter, session);
         return;
       }
-      this.logger.warn(
-        `No answer from ZooKeeper for ${PRESUMED_EXPIRY * 100}% of the session timeout: presuming the session expired`,
-      );
-      this.replaceSession('connection-lost');
+      this.presumeLost();
     });
+  }
+
+  private presumeLost(): void {
+    this.logger.warn(
+      `No answer from ZooKeeper for ${PRESUMED_EXPIRY * 100}% of the session timeout: presuming the session expired`,
+    );
+    this.replaceSession('connection-lost');
   }
 
   /** The session is over: tell its users, throw the client away, start a fresh one. */

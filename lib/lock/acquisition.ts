@@ -295,7 +295,7 @@ function reenter(path: string, kind: NodeKind): LockHandle | undefined {
       `this call chain holds the read lock on ${path}, which cannot be upgraded to a write lock (it would wait for itself): release it first, or take the write lock from the start`,
     );
   }
-  if (outer.signal.aborted) {
+  if (!outer.stillHeld()) {
     const { reason } = outer.signal;
     throw reason instanceof LockLostError ? new LockLostError(path, reason.reason) : reason;
   }

@@ -105,6 +105,10 @@ export class LocalLease implements OuterLock {
     return this.nested.add(this);
   }
 
+  stillHeld(): boolean {
+    return this.held.stillHeld() && !this.signal.aborted;
+  }
+
   release(): Promise<void> {
     this.releasing ??= (() => {
       const lost = this.signal.aborted;
@@ -207,7 +211,8 @@ export class LocalLockQueues {
   /** Moves the queue on: hand the node to the next waiter, take a node for them, or let it go. */
   private pump(q: LocalQueue): void {
     if (q.holder) return;
-    if (q.node && q.node.signal.aborted) {
+    // (asked now, not when the loss timer runs: a hand-off needs no round trip to go wrong)
+    if (q.node && !q.node.stillHeld()) {
       this.letGo(q).catch(() => undefined); // lost or revoked: nobody holds it to be told
       return;
     }

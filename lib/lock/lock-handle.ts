@@ -49,6 +49,11 @@ export interface OuterLock extends LockHandle {
   readonly releaseCalled: boolean;
   /** A handle for a nested (reentrant) acquisition in the holder's call chain. */
   nest(): ReentrantLock;
+  /**
+   * Whether the lock is still ours, asked now: a presumed loss that is due is noticed here even
+   * if its timer has not run yet (the signal aborts then). For grants made without a round trip.
+   */
+  stillHeld(): boolean;
 }
 
 /**
@@ -142,6 +147,11 @@ export class HeldLock implements OuterLock {
   nest(): ReentrantLock {
     this.nested ??= new NestedHandles();
     return this.nested.add(this);
+  }
+
+  stillHeld(): boolean {
+    this.port.currentSession(); // ends our session now if its presumed loss is due (we are told synchronously)
+    return this.lost === undefined;
   }
 
   /** Our session is over: the server removes (or has removed) our node. */

@@ -82,7 +82,7 @@ export async function lockWithin(port: ZkPort, request: AcquireRequest, attempt:
         continue;
       }
       if (!blocker) {
-        if (ours.session.ended.aborted) continue;
+        if (port.currentSession() !== ours.session) continue; // (its session is over, or its loss is due)
         const acquired: Acquired = {
           node: `${dir}/${ours.name}`,
           sequence: sequenceOf(ours.name),
