@@ -10,7 +10,7 @@ import { LockEventStream, type LockEvent } from './lock-events.js';
 import type { LockHandle } from './lock-handle.js';
 import { inspectLock, requestRelease, type LockInfo } from './lock-inspection.js';
 import { validateLockPath } from './lock-path.js';
-import { MultiLock, releaseAll, type MultiLockHandle } from './multi-lock.js';
+import { MultiLock, releaseTaken, type MultiLockHandle } from './multi-lock.js';
 
 export { kindOf, lockOrder, MAX_LEASES, type AcquireOptions, type LockMode } from './acquire-options.js';
 export type { LockInfo, LockOwner } from './lock-inspection.js';
@@ -101,7 +101,7 @@ export class LockService implements BeforeApplicationShutdown {
         }
       }
     } catch (error) {
-      await releaseAll(taken).catch(() => undefined);
+      await releaseTaken(taken); // (at most CLEANUP_WAIT_MS: a release cut off goes on in the background)
       throw error;
     }
     return new MultiLock(taken);

@@ -1,4 +1,5 @@
 import type { LockHandle } from './lock-handle.js';
+import { CLEANUP_WAIT_MS } from './lock-recipe.js';
 
 /** What `LockService.acquireAll` returns: several locks held together, released together. */
 export interface MultiLockHandle extends AsyncDisposable {
@@ -49,4 +50,18 @@ export async function releaseAll(locks: readonly LockHandle[]): Promise<void> {
     }
   }
   if (failure) throw failure.error;
+}
+
+/**
+ * After a failed multi-lock: releases the parts taken (in reverse order) and waits for that up to
+ * CLEANUP_WAIT_MS, like a failed acquisition waits for its own node. A release the server cannot
+ * take now (a partition: it is retried until the session is presumed lost) goes on in the
+ * background: the failure must reach the caller by its deadline. Never rejects.
+ */
+export async function releaseTaken(locks: readonly LockHandle[]): Promise<void> {
+  if (locks.length === 0) return;
+  const released = releaseAll(locks).catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([released, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_WAIT_MS)))]);
+  clearTimeout(timer);
 }
