@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { BehaviorSubject, type Observable } from 'rxjs';
+import { BehaviorSubject, defer, of, type Observable } from 'rxjs';
 import { ZkConnectError } from '../errors/connect.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
 import { MODULE_OPTIONS_TOKEN } from '../zk-lock.module-definition.js';
@@ -85,11 +85,18 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   /** Presumes the session lost PRESUMED_EXPIRY * T after the last answered send, connected or not. */
   private presumption: DeadlineTimer | undefined;
   private closed = false;
+  /** state$ has completed (after close). */
+  private finished = false;
   private closing: Promise<void> | undefined;
   private connecting: Promise<void> | undefined;
 
-  /** Connection state changes, starting with the current state. */
-  readonly state$: Observable<ZkConnectionEvent> = this.events.asObservable();
+  /**
+   * Connection state changes, starting with the current state. After close, a new subscriber
+   * gets the last state (closed), then completion (a completed BehaviorSubject replays nothing).
+   */
+  readonly state$: Observable<ZkConnectionEvent> = defer(() =>
+    this.finished ? of(this.events.value) : this.events.asObservable(),
+  );
 
   constructor(@Inject(MODULE_OPTIONS_TOKEN) options: ZkLockOptions) {
     this.options = resolveOptions(options);
@@ -269,6 +276,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     this.pastNotifications += adapter?.notifications ?? 0;
     await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
     this.events.next({ state: 'closed', reason: 'closed' });
+    this.finished = true;
     this.events.complete();
   }
 
