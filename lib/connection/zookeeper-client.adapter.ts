@@ -41,6 +41,8 @@ interface PathWatch {
   /** Resolves with the node's data once the server watch is set, null when the node did not exist. */
   ready: Promise<Buffer | null>;
   armed: boolean;
+  /** Its request failed (e.g. on its deadline): a success that still comes is taken back. */
+  abandoned: boolean;
   dispatch: () => void;
 }
 
@@ -238,6 +240,7 @@ export class ZooKeeperClientAdapter {
       const created: PathWatch = {
         listeners: new Set(),
         armed: false,
+        abandoned: false,
         ready: Promise.resolve(null),
         dispatch: () => {
           this.notifications += 1;
@@ -250,7 +253,12 @@ export class ZooKeeperClientAdapter {
         .run(
           'getData',
           path,
-          (cb: Callback<[Buffer | null, RawStat]>) => this.client.getData(path, created.dispatch, cb),
+          (cb: Callback<[Buffer | null, RawStat]>) =>
+            this.client.getData(path, created.dispatch, (error, ...result) => {
+              // Answered after our deadline: the server set the watch, the client registered it.
+              if (!error && created.abandoned) this.dropLate(path, created);
+              cb(error, ...result);
+            }),
           ([data]) => data,
         )
         .then(
@@ -260,6 +268,7 @@ export class ZooKeeperClientAdapter {
             return data ?? Buffer.alloc(0);
           },
           (error: unknown) => {
+            created.abandoned = true;
             if (this.watches.get(path) === created) this.watches.delete(path);
             if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
             throw error;
@@ -350,12 +359,26 @@ export class ZooKeeperClientAdapter {
   private unwatch(path: string, watch: PathWatch): void {
     if (this.watches.get(path) === watch) this.watches.delete(path);
     watch.armed = false;
+    this.forgetDispatch(path, watch);
+    if (this.connected) this.sendRemoveWatches(path);
+  }
+
+  /**
+   * A watch request that failed (its deadline passed) was answered after all: take the watch
+   * back, on the server too unless a live registration on the path now shares it (the server
+   * keeps one data watch per path and connection).
+   */
+  private dropLate(path: string, watch: PathWatch): void {
+    this.forgetDispatch(path, watch);
+    if (!this.watches.has(path) && this.connected) this.sendRemoveWatches(path);
+  }
+
+  private forgetDispatch(path: string, watch: PathWatch): void {
     const emitter = this.client.connectionManager.watcherManager.dataWatchers[path];
     emitter?.removeListener('notification', watch.dispatch);
     if (emitter && emitter.listenerCount('notification') === 0) {
       delete this.client.connectionManager.watcherManager.dataWatchers[path];
     }
-    if (this.connected) this.sendRemoveWatches(path);
   }
 
   /** removeWatches (opcode 18) is missing from the client: queued ourselves, fire and forget (see packets.ts). */
