@@ -20,7 +20,15 @@ import type { LockEventStream } from './lock-events.js';
 import { HeldLock, type LockHandle } from './lock-handle.js';
 import { validateLockPath } from './lock-path.js';
 import { LocalLockQueues } from './local-queue.js';
-import { acquireLease, acquireLock, deleteNode, GiveUp, type Acquired, type NodeKind } from './lock-recipe.js';
+import {
+  acquireLease,
+  acquireLock,
+  deleteNode,
+  GiveUp,
+  settledWithin,
+  type Acquired,
+  type NodeKind,
+} from './lock-recipe.js';
 
 /** One call of `take`, as its steps see it. */
 interface Attempt {
@@ -155,7 +163,7 @@ export class LockAcquirer {
     }
     if (this.stopping.signal.aborted) {
       // Granted after shutdown began: never returned as held.
-      await lease.release().catch(() => undefined);
+      await settledWithin(lease.release().catch(() => undefined));
       this.gaveUp(a, 'aborted');
       throw shuttingDown(a.path);
     }
@@ -209,7 +217,8 @@ export class LockAcquirer {
     }
     if (this.stopping.signal.aborted) {
       // Granted after shutdown began (it has taken its snapshot of held locks): never returned as held.
-      await deleteNode(this.connection, acquired.node, acquired.session);
+      // (at most CLEANUP_WAIT_MS: a delete cut off by a partition goes on in the background)
+      await settledWithin(deleteNode(this.connection, acquired.node, acquired.session));
       this.gaveUp(a, 'aborted');
       throw shuttingDown(path);
     }
@@ -327,16 +336,4 @@ function linkSignals(a: AbortSignal | undefined, b: AbortSignal): { signal: Abor
       b.removeEventListener('abort', onB);
     },
   };
-}
-
-/** Resolves when `promise` settles or after `ms`, whichever comes first (never rejects). */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms); // ms: operationTimeout, a validated duration
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    promise.then(done, done);
-  });
 }

@@ -20,7 +20,7 @@
  */
 export { acquireLock, type AcquireRequest, type Acquired } from './recipe/acquire-lock.js';
 export { acquireLease, type LeaseRequest } from './recipe/acquire-lease.js';
-export { CLEANUP_WAIT_MS, GiveUp } from './recipe/attempt.js';
+export { CLEANUP_WAIT_MS, GiveUp, settledWithin } from './recipe/attempt.js';
 export { attemptId, MARKER, parseNode, sequenceOf, type NodeKind, type QueueNode } from './recipe/node-names.js';
 export { deleteNode, removeNode } from './recipe/our-node.js';
 export {

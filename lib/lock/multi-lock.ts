@@ -1,5 +1,5 @@
 import type { LockHandle } from './lock-handle.js';
-import { CLEANUP_WAIT_MS } from './lock-recipe.js';
+import { settledWithin } from './lock-recipe.js';
 
 /** What `LockService.acquireAll` returns: several locks held together, released together. */
 export interface MultiLockHandle extends AsyncDisposable {
@@ -60,8 +60,5 @@ export async function releaseAll(locks: readonly LockHandle[]): Promise<void> {
  */
 export async function releaseTaken(locks: readonly LockHandle[]): Promise<void> {
   if (locks.length === 0) return;
-  const released = releaseAll(locks).catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([released, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_WAIT_MS)))]);
-  clearTimeout(timer);
+  await settledWithin(releaseAll(locks).catch(() => undefined));
 }

@@ -32,6 +32,21 @@ export interface Late<T> {
 
 /** After giving up, how long the attempt waits for the deletion of its nodes before it settles (ms). */
 export const CLEANUP_WAIT_MS = 100;
+
+/**
+ * Resolves when `promise` settles or after `ms` (a validated duration), whichever comes first;
+ * never rejects (what settles later goes on in the background: give it its own handler).
+ */
+export function settledWithin(promise: Promise<unknown>, ms: number = CLEANUP_WAIT_MS): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
+}
 /** Back-off between retries after failures: the first retry at once, then 10 ms doubling to 1 s. */
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 1_000;
@@ -135,10 +150,7 @@ export class Attempt {
   /** Waits up to CLEANUP_WAIT_MS for the deletions so far; the slower ones go on in the background. */
   async drain(): Promise<void> {
     if (this.cleanups.length === 0) return;
-    const all = Promise.all(this.cleanups.splice(0));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_WAIT_MS)))]);
-    clearTimeout(timer);
+    await settledWithin(Promise.all(this.cleanups.splice(0)));
   }
 
   /**
