@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { BehaviorSubject, defer, of, type Observable } from 'rxjs';
 import { ZkConnectError } from '../errors/connect.error.js';
@@ -6,6 +5,7 @@ import { NotConnectedError } from '../errors/not-connected.error.js';
 import { MODULE_OPTIONS_TOKEN } from '../zk-lock.module-definition.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
 import { timerAt, type DeadlineTimer } from './adapter/timers.js';
+import { PRESUMED_EXPIRY, presumedLossAt, Session, SessionWaiters } from './session.js';
 import { ZooKeeperClientAdapter, type AdapterEvent } from './zookeeper-client.adapter.js';
 import type { NodeStat, SessionEndReason, WatchRegistration, ZkCreateMode, ZkPort, ZkSession } from './zk-port.js';
 
@@ -36,36 +36,6 @@ export interface ZkConnectionEvent {
 }
 
 /**
- * Share of the session timeout T after which the session is presumed lost, counted from the SEND
- * time S (performance.now()) of the latest request or ping whose reply came back. The server got
- * that packet at R >= S and cannot expire the session before R + T on its clock, so nobody else
- * can take our locks before S + T. Presuming at S + 0.9 T leaves 0.1 T (400 ms at T = 4 s) for
- * clock rates (monotonic clocks off by up to 1000 ppm each: under 0.002 T) and for our abort to
- * reach the holders (the timer's lateness, i.e. event-loop lag; the session's `ended` signal then
- * aborts every holder's signal synchronously). Remaining window: an event loop blocked for more
- * than about 0.1 T just then, or a paused process or machine. Pings (T/3 after the last send, see
- * adapter/heartbeat.ts) keep S within about T/3 of now, so a cut leaves holders about 0.57 T.
- */
-const PRESUMED_EXPIRY = 0.9;
-
-class Session implements ZkSession {
-  private readonly controller = new AbortController();
-  readonly ended: AbortSignal = this.controller.signal;
-
-  constructor(
-    readonly id: bigint,
-    readonly timeout: number,
-  ) {
-    // Every held lock and every waiter of the session listens here: no listener limit.
-    setMaxListeners(0, this.ended);
-  }
-
-  end(reason: SessionEndReason): void {
-    this.controller.abort(reason);
-  }
-}
-
-/**
  * One ZooKeeper session for the application, over node-zookeeper-client.
  *
  * Connects on module init (unless `lazyConnect`), makes a new session after the old one expires,
@@ -81,7 +51,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   private session: Session | undefined;
   private sessionCount = 0;
   private pastNotifications = 0;
-  private readonly sessionWaiters = new Set<{ resolve: (s: Session) => void; reject: (e: Error) => void }>();
+  private readonly sessionWaiters = new SessionWaiters();
   /** Presumes the session lost PRESUMED_EXPIRY * T after the last answered send, connected or not. */
   private presumption: DeadlineTimer | undefined;
   private closed = false;
@@ -143,7 +113,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
    */
   currentSession(): ZkSession | undefined {
     const { session, adapter } = this;
-    if (session && adapter && performance.now() >= adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY) {
+    if (session && adapter && performance.now() >= presumedLossAt(session, adapter.lastAcknowledgedSend)) {
       this.presumeLost();
       return undefined;
     }
@@ -155,30 +125,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     if (current) return Promise.resolve(current);
     if (this.closed) return Promise.reject(new NotConnectedError('the connection is closed'));
     if (!this.adapter && !this.connecting) void this.connect().catch(() => undefined);
-    return new Promise<ZkSession>((resolve, reject) => {
-      const waiter = {
-        resolve: (session: Session) => {
-          cleanup();
-          resolve(session);
-        },
-        reject: (error: Error) => {
-          cleanup();
-          reject(error);
-        },
-      };
-      const onAbort = () =>
-        waiter.reject(signal?.reason instanceof Error ? signal.reason : new NotConnectedError('aborted'));
-      const cleanup = () => {
-        this.sessionWaiters.delete(waiter);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      if (signal?.aborted) {
-        onAbort();
-        return;
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.sessionWaiters.add(waiter);
-    });
+    return this.sessionWaiters.wait(signal);
   }
 
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string> {
@@ -272,7 +219,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     const adapter = this.adapter;
     this.adapter = undefined;
     this.endSession('closed');
-    for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(reason);
+    this.sessionWaiters.rejectAll(reason);
     this.pastNotifications += adapter?.notifications ?? 0;
     await adapter?.close(Math.min(this.options.connectTimeout, 5_000));
     this.events.next({ state: 'closed', reason: 'closed' });
@@ -302,7 +249,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         const adapter = this.adapter;
         this.adapter = undefined;
         this.connecting = undefined;
-        for (const waiter of Array.from(this.sessionWaiters)) waiter.reject(error as Error);
+        this.sessionWaiters.rejectAll(error as Error);
         this.events.next({ state: 'idle' });
         await adapter?.close(0);
       } else {
@@ -341,13 +288,13 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         this.logger.debug(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
         this.events.next({ state: 'connected', sessionId, newSession: this.sessionCount > 1 });
         this.armPresumption(adapter, session);
-        for (const waiter of Array.from(this.sessionWaiters)) waiter.resolve(session);
+        this.sessionWaiters.resolveAll(session);
         return;
       }
       case 'disconnected': {
         const session = this.session;
         if (!session) return;
-        const left = adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY - performance.now();
+        const left = presumedLossAt(session, adapter.lastAcknowledgedSend) - performance.now();
         this.logger.warn(
           `Disconnected from ZooKeeper; held locks are presumed lost in ${Math.max(0, Math.round(left))} ms unless reconnected`,
         );
@@ -372,11 +319,11 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
    */
   private armPresumption(adapter: ZooKeeperClientAdapter, session: Session): void {
     this.presumption?.cancel();
-    const deadline = adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY;
+    const deadline = presumedLossAt(session, adapter.lastAcknowledgedSend);
     this.presumption = timerAt(deadline, () => {
       this.presumption = undefined;
       if (this.adapter !== adapter || this.session !== session) return;
-      if (performance.now() < adapter.lastAcknowledgedSend + session.timeout * PRESUMED_EXPIRY) {
+      if (performance.now() < presumedLossAt(session, adapter.lastAcknowledgedSend)) {
         this.armPresumption(adapter, session);
         return;
       }

@@ -9,7 +9,8 @@
 import { EventEmitter } from 'node:events';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { ZkAclEntry, ZkAuth } from '../zk-lock.options.js';
-import { createContainerRequest, removeWatchesPacket } from './adapter/packets.js';
+import { createContainerRequest } from './adapter/packets.js';
+import { PathWatches } from './adapter/watches.js';
 import { zk, type Callback, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
 import { Requests } from './adapter/requests.js';
 import { Heartbeat } from './adapter/heartbeat.js';
@@ -36,22 +37,12 @@ export interface AdapterOptions {
   session?: { id: Buffer; password: Buffer };
 }
 
-interface PathWatch {
-  listeners: Set<() => void>;
-  /** Resolves with the node's data once the server watch is set, null when the node did not exist. */
-  ready: Promise<Buffer | null>;
-  armed: boolean;
-  /** Its request failed (e.g. on its deadline): a success that still comes is taken back. */
-  abandoned: boolean;
-  dispatch: () => void;
-}
-
 export class ZooKeeperClientAdapter {
   private readonly client: RawClient;
   private readonly acl: unknown[];
   private readonly events = new EventEmitter();
   private readonly requests: Requests;
-  private readonly watches = new Map<string, PathWatch>();
+  private readonly watches: PathWatches;
   private readonly wire: Wire;
   /** Pings, and drops a socket whose server stopped answering (see heartbeat.ts). */
   private readonly heartbeat: Heartbeat;
@@ -59,8 +50,6 @@ export class ZooKeeperClientAdapter {
   /** False once the server said it has no containers: lock directories are persistent then. */
   private containers = true;
   private connected = false;
-  /** Watch notifications received from the server (one per fired server watch). */
-  notifications = 0;
 
   constructor(options: AdapterOptions) {
     this.requests = new Requests(options.operationTimeout);
@@ -86,6 +75,21 @@ export class ZooKeeperClientAdapter {
     for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
     this.wire = new Wire(this.client.connectionManager);
     this.heartbeat = new Heartbeat(this.wire, this.client.connectionManager, () => this.client.getSessionTimeout());
+    this.watches = new PathWatches(
+      this.client.connectionManager,
+      (path, dispatch, answered) =>
+        this.requests.run(
+          'getData',
+          path,
+          (cb: Callback<[Buffer | null, RawStat]>) =>
+            this.client.getData(path, dispatch, (error, ...result) => {
+              if (!error) answered();
+              cb(error, ...result);
+            }),
+          ([data]) => data,
+        ),
+      () => this.connected,
+    );
     this.client.on('connected', () => this.onConnected());
     this.client.on('connectedReadOnly', () => this.onConnected());
     this.client.on('disconnected', () => {
@@ -230,78 +234,19 @@ export class ZooKeeperClientAdapter {
     );
   }
 
-  /**
-   * One server watch per path, however many local waiters: the client would add a listener per
-   * call and leak them. When the last local waiter cancels, the server watch is removed too.
-   */
-  async watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
-    let entry = this.watches.get(path);
-    if (!entry) {
-      const created: PathWatch = {
-        listeners: new Set(),
-        armed: false,
-        abandoned: false,
-        ready: Promise.resolve(null),
-        dispatch: () => {
-          this.notifications += 1;
-          if (this.watches.get(path) === created) this.watches.delete(path);
-          created.armed = false;
-          for (const listener of Array.from(created.listeners)) listener();
-        },
-      };
-      created.ready = this.requests
-        .run(
-          'getData',
-          path,
-          (cb: Callback<[Buffer | null, RawStat]>) =>
-            this.client.getData(path, created.dispatch, (error, ...result) => {
-              // Answered after our deadline: the server set the watch, the client registered it.
-              if (!error && created.abandoned) this.dropLate(path, created);
-              cb(error, ...result);
-            }),
-          ([data]) => data,
-        )
-        .then(
-          (data) => {
-            created.armed = true;
-            if (created.listeners.size === 0) this.unwatch(path, created);
-            return data ?? Buffer.alloc(0);
-          },
-          (error: unknown) => {
-            created.abandoned = true;
-            if (this.watches.get(path) === created) this.watches.delete(path);
-            if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
-            throw error;
-          },
-        );
-      this.watches.set(path, created);
-      entry = created;
-    }
-    const watch = entry;
-    watch.listeners.add(onChange);
-    let data: Buffer | null;
-    try {
-      data = await watch.ready;
-    } catch (error) {
-      watch.listeners.delete(onChange);
-      throw error;
-    }
-    if (data === null) {
-      watch.listeners.delete(onChange);
-      return null;
-    }
-    return {
-      data,
-      cancel: () => {
-        if (!watch.listeners.delete(onChange)) return;
-        if (watch.listeners.size === 0 && watch.armed) this.unwatch(path, watch);
-      },
-    };
+  /** One server watch per path, however many local waiters (see adapter/watches.ts). */
+  watch(path: string, onChange: () => void): Promise<WatchRegistration | null> {
+    return this.watches.watch(path, onChange);
   }
 
   /** Number of paths with a live watch registration (tests check that nothing is left). */
   watchCount(): number {
     return this.watches.size;
+  }
+
+  /** Watch notifications received from the server (one per fired server watch). */
+  get notifications(): number {
+    return this.watches.notifications;
   }
 
   /**
@@ -354,37 +299,6 @@ export class ZooKeeperClientAdapter {
     this.connected = true;
     this.heartbeat.start();
     this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });
-  }
-
-  private unwatch(path: string, watch: PathWatch): void {
-    if (this.watches.get(path) === watch) this.watches.delete(path);
-    watch.armed = false;
-    this.forgetDispatch(path, watch);
-    if (this.connected) this.sendRemoveWatches(path);
-  }
-
-  /**
-   * A watch request that failed (its deadline passed) was answered after all: take the watch
-   * back, on the server too unless a live registration on the path now shares it (the server
-   * keeps one data watch per path and connection).
-   */
-  private dropLate(path: string, watch: PathWatch): void {
-    this.forgetDispatch(path, watch);
-    if (!this.watches.has(path) && this.connected) this.sendRemoveWatches(path);
-  }
-
-  private forgetDispatch(path: string, watch: PathWatch): void {
-    const emitter = this.client.connectionManager.watcherManager.dataWatchers[path];
-    emitter?.removeListener('notification', watch.dispatch);
-    if (emitter && emitter.listenerCount('notification') === 0) {
-      delete this.client.connectionManager.watcherManager.dataWatchers[path];
-    }
-  }
-
-  /** removeWatches (opcode 18) is missing from the client: queued ourselves, fire and forget (see packets.ts). */
-  private sendRemoveWatches(path: string): void {
-    const fullPath = (this.client.connectionManager.chrootPath ?? '') + path;
-    this.client.connectionManager.packetQueue.push(removeWatchesPacket(fullPath));
   }
 }
 
