@@ -1,10 +1,19 @@
-import { Module } from '@nestjs/common';
+import { Module, type FactoryProvider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ZkConnectionService } from './connection/zk-connection.service.js';
-import { LockRegistrar } from './declarative/lock-registrar.js';
+import { DistributedLockExplorer } from './declarative/lock-explorer.js';
 import { LockRunner } from './declarative/lock-runner.js';
 import { LockService } from './lock/lock.service.js';
-import { ConfigurableModuleClass } from './zk-lock.module-definition.js';
+import { ZK_LOCK_RESOLVED_OPTIONS } from './zk-lock.constants.js';
+import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './zk-lock.module-definition.js';
+import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from './zk-lock.options.js';
+
+/** The options after defaults and validation, resolved once (a bad option fails the start-up here). */
+const resolvedOptions: FactoryProvider<ResolvedZkLockOptions> = {
+  provide: ZK_LOCK_RESOLVED_OPTIONS,
+  inject: [MODULE_OPTIONS_TOKEN],
+  useFactory: (options: ZkLockOptions) => resolveOptions(options),
+};
 
 /**
  * Provides one ZooKeeper session ({@link ZkConnectionService}), {@link LockService}, and what
@@ -16,7 +25,7 @@ import { ConfigurableModuleClass } from './zk-lock.module-definition.js';
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [ZkConnectionService, LockService, LockRunner, LockRegistrar],
-  exports: [ZkConnectionService, LockService, LockRunner],
+  providers: [resolvedOptions, ZkConnectionService, LockService, LockRunner, DistributedLockExplorer],
+  exports: [ZK_LOCK_RESOLVED_OPTIONS, ZkConnectionService, LockService, LockRunner],
 })
 export class ZkLockModule extends ConfigurableModuleClass {}

@@ -1,3 +1,10 @@
+/**
+ * The module's options as ONE table. An option is a field of {@link ZkLockOptions} (its meaning,
+ * and its `@default`) and an entry of {@link OPTION_RULES} (that default, and its check); the
+ * compiler refuses a field without a rule and a rule without a field. The known keys, the
+ * defaults, the checks and the resolved type ({@link ResolvedZkLockOptions}) all come from the
+ * rules: adding an option is one field and one rule.
+ */
 import { InvalidOptionsError } from './errors/invalid-options.error.js';
 import { InvalidLockPathError } from './errors/invalid-lock-path.error.js';
 import { validateLockPath } from './lock/lock-path.js';
@@ -17,49 +24,94 @@ export interface ZkAclEntry {
   perms: string;
 }
 
-/** What the module and the services take. Only `connectionString` is required. */
+/** The limits of in-process coalescing (option `coalesce`). */
+export interface ZkCoalesceOptions {
+  /**
+   * Local holders served by one ZooKeeper node before it is released (1..65536).
+   * @default 32
+   */
+  maxHandoffs?: number;
+  /**
+   * Longest time (ms) one node is kept for local holders before it is released.
+   * @default 100
+   */
+  maxHoldMs?: number;
+}
+
+/**
+ * What the module and the services take. Only `connectionString` is required; a missing,
+ * `undefined` or `null` option takes its `@default`.
+ */
 export interface ZkLockOptions {
-  /** `host:port[,host:port...][/chroot]`, as ZooKeeper writes it. Port defaults to 2181. */
+  /** `host:port[,host:port...][/chroot]`, as ZooKeeper writes it. Port defaults to 2181. Required. */
   connectionString: string;
-  /** Requested session timeout in ms; the server clamps it to [2, 20] x its tickTime. Default 15000. */
+  /**
+   * Requested session timeout in ms; the server clamps it to [2, 20] x its tickTime.
+   * @default 15000
+   */
   sessionTimeout?: number;
-  /** How long start-up (and `connect()`) waits for the first session, in ms. Default 10000. */
+  /**
+   * How long start-up (and `connect()`) waits for the first session, in ms.
+   * @default 10000
+   */
   connectTimeout?: number;
-  /** Deadline of one ZooKeeper request, in ms; after it the outcome is unknown, as after a connection loss. Default 10000. */
+  /**
+   * Deadline of one ZooKeeper request, in ms; after it the outcome is unknown, as after a connection loss.
+   * @default 10000
+   */
   operationTimeout?: number;
-  /** Longest random pause between two rounds of reconnect attempts over all servers, in ms. Default 1000. */
+  /**
+   * Longest random pause between two rounds of reconnect attempts over all servers, in ms.
+   * @default 1000
+   */
   reconnectDelay?: number;
-  /** How long an `acquire` waits for the lock by default, in ms (`Infinity`: no limit). Default `Infinity`. */
+  /**
+   * How long an `acquire` waits for the lock by default, in ms (`Infinity`: no limit).
+   * @default Infinity
+   */
   lockTimeout?: number;
   /**
    * After a lock has been held this long (ms), watch its node so that a deletion by someone else
-   * aborts the handle's signal. Shorter holds cost no extra request. `Infinity`: never. Default 1000.
+   * aborts the handle's signal. Shorter holds cost no extra request. `Infinity`: never.
+   * @default 1000
    */
   heldLockWatchDelay?: number;
   /**
    * In-process coalescing: callers of this process that want the same lock queue in memory
    * behind ONE ZooKeeper node and the lock passes between them without a round trip, up to
-   * `maxHandoffs` holders (default 32) or `maxHoldMs` (default 100) per node, after which the
-   * node is released so that other processes get their turn. `true` uses the defaults. Default
-   * false: every acquisition has its own node (the node is deleted when each holder releases).
+   * `maxHandoffs` holders or `maxHoldMs` per node, after which the node is released so that
+   * other processes get their turn. `true` uses the default limits ({@link ZkCoalesceOptions}).
+   * Off: every acquisition has its own node (the node is deleted when each holder releases).
+   * @default false
    */
-  coalesce?: boolean | { maxHandoffs?: number; maxHoldMs?: number };
-  /** At shutdown, how long (ms) running locked calls may go on before their locks are released anyway. Default 10000. */
+  coalesce?: boolean | ZkCoalesceOptions;
+  /**
+   * At shutdown, how long (ms) running locked calls may go on before their locks are released anyway.
+   * @default 10000
+   */
   shutdownTimeout?: number;
-  /** Digest credentials added to every session. */
+  /**
+   * Digest credentials added to every session.
+   * @default []
+   */
   auth?: ZkAuth[];
   /**
-   * ACL of the nodes the library creates. Default: `world:anyone:crwda`, or with `auth`
-   * `auth::crwda` + `world:anyone:r` (only this app's credentials may delete or change them).
+   * ACL of the nodes the library creates (only this app's credentials may delete or change them
+   * when `auth` is given).
+   * @default `world:anyone:crwda`; with `auth`: `auth::crwda` + `world:anyone:r`
    */
   acl?: ZkAclEntry[];
-  /** A name written into lock nodes (with host and pid) so `inspect` shows who holds a lock. */
+  /** A name written into lock nodes (with host and pid) so `inspect` shows who holds a lock. None by default. */
   appName?: string;
-  /** Connect on first use instead of during start-up. Default false. */
+  /**
+   * Connect on first use instead of during start-up.
+   * @default false
+   */
   lazyConnect?: boolean;
   /**
    * Log every lock event (acquired, released, lost, timed out, aborted; see `LockService.events`)
-   * at debug level through Nest's Logger, context `LockService`. Default false.
+   * at debug level through Nest's Logger, context `LockService`.
+   * @default false
    */
   logEvents?: boolean;
 }
@@ -69,29 +121,146 @@ export interface ZkLockOptionsFactory {
   createZkLockOptions(): ZkLockOptions | Promise<ZkLockOptions>;
 }
 
-/** Options after defaults and validation: what the services read. */
-export interface ResolvedZkLockOptions extends Required<Omit<ZkLockOptions, 'auth' | 'acl' | 'appName' | 'coalesce'>> {
-  /** Coalescing limits, or false when off. */
-  coalesce: { maxHandoffs: number; maxHoldMs: number } | false;
-  auth: ZkAuth[];
-  acl: ZkAclEntry[];
-  appName: string | undefined;
-  /** The parsed connection string. */
-  servers: { host: string; port: number }[];
-  chroot: string | undefined;
+// ---- the rules ----
+
+/**
+ * One option's rule. `default`: the value of a missing (`undefined` or `null`) option, as its
+ * `@default` documents it; a function of all the given options when it depends on others; none
+ * when the option may stay unset or is required. `resolve`: checks the given (or default) value
+ * and returns what the services read, or throws an {@link InvalidOptionsError} naming `option`.
+ */
+export interface Rule<T, Given> {
+  readonly default?: T | ((given: Given) => T);
+  readonly resolve: (value: unknown, option: string, given: Given) => unknown;
 }
 
-export const DEFAULT_OPTIONS = {
-  sessionTimeout: 15_000,
-  connectTimeout: 10_000,
-  operationTimeout: 10_000,
-  reconnectDelay: 1_000,
-  lockTimeout: Infinity,
-  heldLockWatchDelay: 1_000,
-  shutdownTimeout: 10_000,
-  lazyConnect: false,
-  logEvents: false,
-} as const;
+/** One rule per field of `O`, none missing and none extra. */
+export type RulesOf<O> = { readonly [K in keyof O]-?: Rule<Exclude<O[K], undefined | null>, O> };
+
+/** What a table of rules resolves to: each field is what its rule returns. */
+type ResolvedBy<R> = { readonly [K in keyof R]: R[K] extends { resolve: (...args: never[]) => infer V } ? V : never };
+
+/** The longest finite duration accepted: 2^31-1 ms, the most a Node.js timer can wait (longer ones fire at once). */
+export const MAX_DURATION = 2 ** 31 - 1;
+
+/** A duration rule (see {@link validateDuration}). */
+const duration =
+  (limits: { allowZero?: boolean; allowInfinity?: boolean } = {}) =>
+  (value: unknown, option: string): number =>
+    validateDuration(option, value, limits);
+
+function flag(value: unknown, option: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(option, value, 'must be true or false');
+  return value;
+}
+
+/** The rules of the coalescing limits. */
+export const COALESCE_RULES = {
+  maxHandoffs: {
+    default: 32,
+    resolve: (value: unknown, option: string): number => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65_536) {
+        throw new InvalidOptionsError(
+          option,
+          value,
+          'must be a whole number from 1 to 65536 (local holders per ZooKeeper node)',
+        );
+      }
+      return value;
+    },
+  },
+  maxHoldMs: { default: 100, resolve: duration() },
+} satisfies RulesOf<ZkCoalesceOptions>;
+
+/** The rule of every option, in the order they are checked (`auth` before `acl`, which reads it). */
+export const OPTION_RULES = {
+  connectionString: {
+    resolve: (value: unknown): string => {
+      parseConnectionString(value); // throws naming the bad part
+      return value as string;
+    },
+  },
+  sessionTimeout: { default: 15_000, resolve: duration() },
+  connectTimeout: { default: 10_000, resolve: duration() },
+  operationTimeout: { default: 10_000, resolve: duration() },
+  reconnectDelay: { default: 1_000, resolve: duration({ allowZero: true }) },
+  lockTimeout: { default: Infinity, resolve: duration({ allowZero: true, allowInfinity: true }) },
+  heldLockWatchDelay: { default: 1_000, resolve: duration({ allowZero: true, allowInfinity: true }) },
+  coalesce: { default: false, resolve: resolveCoalesce },
+  shutdownTimeout: { default: 10_000, resolve: duration({ allowZero: true }) },
+  auth: { default: [], resolve: resolveAuth },
+  acl: { default: defaultAcl, resolve: resolveAcl },
+  appName: {
+    resolve: (value: unknown, option: string): string | undefined => {
+      if (value !== undefined && (typeof value !== 'string' || value.length > 100)) {
+        throw new InvalidOptionsError(option, value, 'must be a string of at most 100 characters');
+      }
+      return value;
+    },
+  },
+  lazyConnect: { default: false, resolve: flag },
+  logEvents: { default: false, resolve: flag },
+} satisfies RulesOf<ZkLockOptions>;
+
+/** Options after defaults and validation: what the services read. Frozen. */
+export interface ResolvedZkLockOptions extends ResolvedBy<typeof OPTION_RULES> {
+  /** The parsed connection string. */
+  readonly servers: { host: string; port: number }[];
+  readonly chroot: string | undefined;
+}
+
+/** The options that have a fixed default, with it (derived from the rules). */
+export const DEFAULT_OPTIONS: Readonly<Partial<Record<keyof ZkLockOptions, unknown>>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(OPTION_RULES as Record<string, Rule<unknown, ZkLockOptions>>)
+      .filter(([, rule]) => rule.default !== undefined && typeof rule.default !== 'function')
+      .map(([key, rule]) => [key, rule.default]),
+  ),
+);
+
+/** Default limits of in-process coalescing (derived from the rules). */
+export const DEFAULT_COALESCE = resolveTable(COALESCE_RULES, {}, 'coalesce.');
+
+const resolvedObjects = new WeakSet<object>(); // what resolveOptions returned
+
+/**
+ * Applies defaults and checks every option once; the services only ever see the result.
+ * Given options it already resolved, returns them unchanged (so the module's resolved-options
+ * provider and a service that resolves what it is given share one object, checked once).
+ */
+export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionsError('options', options, 'must be an object with at least connectionString');
+  }
+  if (resolvedObjects.has(options)) return options as ResolvedZkLockOptions;
+  const resolved = resolveTable(OPTION_RULES, options, '');
+  const result: ResolvedZkLockOptions = Object.freeze({
+    ...resolved,
+    ...parseConnectionString(resolved.connectionString),
+  });
+  resolvedObjects.add(result);
+  return result;
+}
+
+/** Refuses unknown keys, then resolves each rule's option (given, or its default) in the rules' order. */
+function resolveTable<O extends object, R extends RulesOf<O>>(rules: R, given: O, prefix: string): ResolvedBy<R> {
+  const values = given as Record<string, unknown>;
+  for (const key of Object.keys(values)) {
+    if (!Object.hasOwn(rules, key)) throw new InvalidOptionsError(prefix + key, values[key], 'is not a known option');
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const [key, rule] of Object.entries(rules as Record<string, Rule<unknown, O>>)) {
+    const fallback = rule.default;
+    const value =
+      fallback === undefined
+        ? values[key]
+        : (values[key] ?? (typeof fallback === 'function' ? (fallback as (g: O) => unknown)(given) : fallback));
+    resolved[key] = rule.resolve(value, prefix + key, given);
+  }
+  return resolved as ResolvedBy<R>;
+}
+
+// ---- the checks ----
 
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
@@ -153,148 +322,76 @@ export function validateDuration(
   return value;
 }
 
-/** The longest finite duration accepted: 2^31-1 ms, the most a Node.js timer can wait (longer ones fire at once). */
-export const MAX_DURATION = 2 ** 31 - 1;
-
-const PERMS = /^[crwda]+$/;
-
-/** Applies defaults and checks every option once; the services only ever see the result. */
-export function resolveOptions(options: ZkLockOptions): ResolvedZkLockOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionsError('options', options, 'must be an object with at least connectionString');
+function resolveCoalesce(value: unknown, option: string): ResolvedBy<typeof COALESCE_RULES> | false {
+  if (value === false) return false;
+  if (value === true) return resolveTable(COALESCE_RULES, {}, `${option}.`);
+  if (value === null || typeof value !== 'object') {
+    throw new InvalidOptionsError(option, value, 'must be true, false or { maxHandoffs?, maxHoldMs? }');
   }
-  const known = new Set([
-    'connectionString',
-    'sessionTimeout',
-    'connectTimeout',
-    'operationTimeout',
-    'reconnectDelay',
-    'lockTimeout',
-    'heldLockWatchDelay',
-    'shutdownTimeout',
-    'coalesce',
-    'auth',
-    'acl',
-    'appName',
-    'lazyConnect',
-    'logEvents',
-  ]);
-  for (const key of Object.keys(options)) {
-    if (!known.has(key))
-      throw new InvalidOptionsError(key, (options as unknown as Record<string, unknown>)[key], 'is not a known option');
-  }
-  const { servers, chroot } = parseConnectionString(options.connectionString);
-  const pick = <K extends keyof typeof DEFAULT_OPTIONS>(key: K) => options[key] ?? DEFAULT_OPTIONS[key];
+  return resolveTable(COALESCE_RULES, value, `${option}.`);
+}
 
-  const auth = options.auth ?? [];
-  if (!Array.isArray(auth)) {
+function resolveAuth(value: unknown, option: string): ZkAuth[] {
+  if (!Array.isArray(value)) {
     // Never echo what may be credentials.
     throw new InvalidOptionsError(
-      'auth',
+      option,
       '<hidden>',
       'must be an array of { scheme: "digest", credentials: "user:password" }',
     );
   }
-  auth.forEach((entry, i) => {
+  value.forEach((entry: Partial<ZkAuth> | null | undefined, i) => {
     if (entry?.scheme !== 'digest') {
-      throw new InvalidOptionsError(`auth[${i}].scheme`, entry?.scheme, 'must be "digest" (the only scheme supported)');
+      throw new InvalidOptionsError(
+        `${option}[${i}].scheme`,
+        entry?.scheme,
+        'must be "digest" (the only scheme supported)',
+      );
     }
     if (typeof entry.credentials !== 'string' || !/^[^:]+:.+$/.test(entry.credentials)) {
-      throw new InvalidOptionsError(`auth[${i}].credentials`, '<hidden>', 'must be a string "user:password"');
+      throw new InvalidOptionsError(`${option}[${i}].credentials`, '<hidden>', 'must be a string "user:password"');
     }
   });
+  return [...(value as ZkAuth[])];
+}
 
-  const acl =
-    options.acl ??
-    (auth.length > 0
-      ? [
-          { scheme: 'auth', id: '', perms: 'crwda' },
-          { scheme: 'world', id: 'anyone', perms: 'r' },
-        ]
-      : [{ scheme: 'world', id: 'anyone', perms: 'crwda' }]);
-  if (!Array.isArray(acl) || acl.length === 0)
-    throw new InvalidOptionsError('acl', acl, 'must be a non-empty array of ACL entries');
-  acl.forEach((entry, i) => {
-    if (!['world', 'auth', 'digest', 'ip'].includes(entry?.scheme)) {
+const hasAuth = (given: ZkLockOptions): boolean => Array.isArray(given.auth) && given.auth.length > 0;
+
+function defaultAcl(given: ZkLockOptions): ZkAclEntry[] {
+  return hasAuth(given)
+    ? [
+        { scheme: 'auth', id: '', perms: 'crwda' },
+        { scheme: 'world', id: 'anyone', perms: 'r' },
+      ]
+    : [{ scheme: 'world', id: 'anyone', perms: 'crwda' }];
+}
+
+const PERMS = /^[crwda]+$/;
+
+function resolveAcl(value: unknown, option: string, given: ZkLockOptions): ZkAclEntry[] {
+  if (!Array.isArray(value) || value.length === 0)
+    throw new InvalidOptionsError(option, value, 'must be a non-empty array of ACL entries');
+  value.forEach((entry: Partial<ZkAclEntry> | null | undefined, i) => {
+    if (!['world', 'auth', 'digest', 'ip'].includes(entry?.scheme as string)) {
       throw new InvalidOptionsError(
-        `acl[${i}].scheme`,
+        `${option}[${i}].scheme`,
         entry?.scheme,
         'must be one of "world", "auth", "digest", "ip"',
       );
     }
-    if (typeof entry.id !== 'string') throw new InvalidOptionsError(`acl[${i}].id`, entry.id, 'must be a string');
-    if (typeof entry.perms !== 'string' || !PERMS.test(entry.perms)) {
+    if (typeof entry!.id !== 'string')
+      throw new InvalidOptionsError(`${option}[${i}].id`, entry!.id, 'must be a string');
+    if (typeof entry!.perms !== 'string' || !PERMS.test(entry!.perms)) {
       throw new InvalidOptionsError(
-        `acl[${i}].perms`,
-        entry.perms,
+        `${option}[${i}].perms`,
+        entry!.perms,
         'must be letters from "crwda" (create, read, write, delete, admin)',
       );
     }
   });
-  if (acl.some((entry) => entry.scheme === 'auth') && auth.length === 0) {
-    throw new InvalidOptionsError('acl', acl, 'uses the "auth" scheme, which needs credentials in the auth option');
+  const entries = value as ZkAclEntry[];
+  if (entries.some((entry) => entry.scheme === 'auth') && !hasAuth(given)) {
+    throw new InvalidOptionsError(option, value, 'uses the "auth" scheme, which needs credentials in the auth option');
   }
-
-  if (options.appName !== undefined && (typeof options.appName !== 'string' || options.appName.length > 100)) {
-    throw new InvalidOptionsError('appName', options.appName, 'must be a string of at most 100 characters');
-  }
-  const lazyConnect = pick('lazyConnect');
-  if (typeof lazyConnect !== 'boolean')
-    throw new InvalidOptionsError('lazyConnect', lazyConnect, 'must be true or false');
-  const logEvents = pick('logEvents');
-  if (typeof logEvents !== 'boolean') throw new InvalidOptionsError('logEvents', logEvents, 'must be true or false');
-
-  return {
-    connectionString: options.connectionString,
-    servers,
-    chroot,
-    sessionTimeout: validateDuration('sessionTimeout', pick('sessionTimeout')),
-    connectTimeout: validateDuration('connectTimeout', pick('connectTimeout')),
-    operationTimeout: validateDuration('operationTimeout', pick('operationTimeout')),
-    reconnectDelay: validateDuration('reconnectDelay', pick('reconnectDelay'), { allowZero: true }),
-    lockTimeout: validateDuration('lockTimeout', pick('lockTimeout'), { allowZero: true, allowInfinity: true }),
-    heldLockWatchDelay: validateDuration('heldLockWatchDelay', pick('heldLockWatchDelay'), {
-      allowZero: true,
-      allowInfinity: true,
-    }),
-    shutdownTimeout: validateDuration('shutdownTimeout', pick('shutdownTimeout'), { allowZero: true }),
-    coalesce: resolveCoalesce(options.coalesce),
-    auth,
-    acl,
-    appName: options.appName,
-    lazyConnect,
-    logEvents,
-  };
-}
-
-/** Default limits of in-process coalescing. */
-export const DEFAULT_COALESCE = { maxHandoffs: 32, maxHoldMs: 100 } as const;
-
-function resolveCoalesce(value: ZkLockOptions['coalesce']): ResolvedZkLockOptions['coalesce'] {
-  if (value === undefined || value === false) return false;
-  if (value === true) return { ...DEFAULT_COALESCE };
-  if (value === null || typeof value !== 'object') {
-    throw new InvalidOptionsError('coalesce', value, 'must be true, false or { maxHandoffs?, maxHoldMs? }');
-  }
-  for (const key of Object.keys(value)) {
-    if (key !== 'maxHandoffs' && key !== 'maxHoldMs') {
-      throw new InvalidOptionsError(
-        `coalesce.${key}`,
-        (value as Record<string, unknown>)[key],
-        'is not a known option',
-      );
-    }
-  }
-  const maxHandoffs = value.maxHandoffs ?? DEFAULT_COALESCE.maxHandoffs;
-  if (typeof maxHandoffs !== 'number' || !Number.isInteger(maxHandoffs) || maxHandoffs < 1 || maxHandoffs > 65_536) {
-    throw new InvalidOptionsError(
-      'coalesce.maxHandoffs',
-      maxHandoffs,
-      'must be a whole number from 1 to 65536 (local holders per ZooKeeper node)',
-    );
-  }
-  return {
-    maxHandoffs,
-    maxHoldMs: validateDuration('coalesce.maxHoldMs', value.maxHoldMs ?? DEFAULT_COALESCE.maxHoldMs),
-  };
+  return [...entries];
 }

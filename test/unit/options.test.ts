@@ -1,8 +1,12 @@
 /** Unit tests of option resolution: defaults, the connection string parser and one error per bad option. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionsError } from '../../lib/errors/index.js';
 import {
+  DEFAULT_COALESCE,
   DEFAULT_OPTIONS,
+  COALESCE_RULES,
+  OPTION_RULES,
   parseConnectionString,
   resolveOptions,
   validateDuration,
@@ -103,10 +107,13 @@ describe('resolveOptions: defaults', () => {
       reconnectDelay: 1_000,
       lockTimeout: Infinity,
       heldLockWatchDelay: 1_000,
+      coalesce: false,
       shutdownTimeout: 10_000,
+      auth: [],
       lazyConnect: false,
       logEvents: false,
     });
+    expect(DEFAULT_COALESCE).toEqual({ maxHandoffs: 32, maxHoldMs: 100 });
   });
 
   it.each([
@@ -168,6 +175,65 @@ describe('resolveOptions: defaults', () => {
       acl: acl.map((entry) => ({ ...entry })),
     });
     expect(resolved.acl).toEqual(acl);
+  });
+});
+
+describe('the options table', () => {
+  const source = readFileSync(new URL('../../lib/zk-lock.options.ts', import.meta.url), 'utf8');
+
+  /** The fields of `interface name` in the source, in order, each with its `@default` text (if any). */
+  function documentedFields(name: string): Map<string, string | undefined> {
+    const start = source.indexOf(`export interface ${name} {`);
+    expect(start).toBeGreaterThanOrEqual(0);
+    const body = source.slice(start, source.indexOf('\n}\n', start));
+    const fields = new Map<string, string | undefined>();
+    for (const [, doc, field] of body.matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*(\w+)\??:/g)) {
+      fields.set(field, /@default\s+(.+)/.exec(doc)?.[1].trim());
+    }
+    return fields;
+  }
+
+  /** How a fixed default is written after `@default`. */
+  const shown = (value: unknown) => (typeof value === 'number' ? String(value) : JSON.stringify(value));
+
+  it.each([
+    ['ZkLockOptions', OPTION_RULES],
+    ['ZkCoalesceOptions', COALESCE_RULES],
+  ] as const)(
+    "%s: one rule per documented field, in the same order, and each @default is the rule's",
+    (name, rules) => {
+      const fields = documentedFields(name);
+      const inWords = expect.any(String);
+      expect([...fields.keys()]).toEqual(Object.keys(rules));
+      for (const [field, rule] of Object.entries(rules) as [string, { default?: unknown }][]) {
+        // No default: no tag. A default computed from other options: a tag in words. Else the value.
+        const expected =
+          rule.default === undefined ? undefined : typeof rule.default === 'function' ? inWords : shown(rule.default);
+        expect(fields.get(field), `${field}'s @default`).toEqual(expected);
+      }
+    },
+  );
+
+  it('resolving the resolved options returns the same, frozen object (checked once)', () => {
+    const resolved = resolveOptions({ ...BASE, sessionTimeout: 4_000 });
+    expect(resolveOptions(resolved)).toBe(resolved);
+    expect(Object.isFrozen(resolved)).toBe(true);
+    // A look-alike that resolveOptions did not make is checked like any options object.
+    expect(optionErrorOf(() => resolveRaw({ ...resolved }))).toMatchObject({ option: 'servers' });
+  });
+
+  it('a null option with a default takes the default; one without is checked as given', () => {
+    const resolved = resolveRaw({ ...BASE, sessionTimeout: null, lazyConnect: null, coalesce: null, acl: null });
+    expect(resolved).toMatchObject({ sessionTimeout: 15_000, lazyConnect: false, coalesce: false });
+    expect(resolved.acl).toEqual([{ scheme: 'world', id: 'anyone', perms: 'crwda' }]);
+    expect(optionErrorOf(() => resolveRaw({ ...BASE, appName: null }))).toMatchObject({ option: 'appName' });
+  });
+
+  it('returns copies of the auth and acl arrays (the default ones are not shared between resolutions)', () => {
+    const auth = [{ scheme: 'digest', credentials: 'alice:pw' }] as const;
+    const resolved = resolveOptions({ ...BASE, auth: [...auth] });
+    expect(resolved.auth).toEqual(auth);
+    expect(resolveOptions(BASE).auth).not.toBe(resolveOptions(BASE).auth);
   });
 });
 

@@ -4,13 +4,14 @@ import { DISTRIBUTED_LOCK_METADATA } from '../zk-lock.constants.js';
 import { LockRunner, registerInstance } from './lock-runner.js';
 
 /**
- * At bootstrap, tells every object with @DistributedLock methods (providers and controllers)
- * which application's LockRunner to use. The methods are already wrapped at decoration time;
- * nothing is replaced here, so the order of other explorers does not matter.
+ * The explorer of @DistributedLock (as @nestjs/schedule and bull name theirs): at bootstrap,
+ * tells every object with decorated methods (providers and controllers) which application's
+ * LockRunner to use. The methods are already wrapped at decoration time; nothing is replaced
+ * here, so the order of other explorers does not matter.
  */
 @Injectable()
-export class LockRegistrar implements OnModuleInit {
-  private readonly logger = new Logger(LockRegistrar.name);
+export class DistributedLockExplorer implements OnModuleInit {
+  private readonly logger = new Logger(DistributedLockExplorer.name);
 
   constructor(
     private readonly discovery: DiscoveryService,
