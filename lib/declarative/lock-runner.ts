@@ -104,14 +104,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
 
   private async enter(spec: LockSpec, call: LockCall, signal?: AbortSignal): Promise<LockHandle | MultiLockHandle> {
     const target = resolveLockPath(spec, call);
-    const options = {
-      timeout: spec.timeout,
-      reentrant: spec.reentrant,
-      mode: spec.mode,
-      leases: spec.leases,
-      revocable: spec.revocable,
-      signal,
-    };
+    const options = { ...spec.acquire, signal };
     try {
       return typeof target === 'string'
         ? await this.locks.acquire(target, options)
@@ -130,7 +123,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
 
 // ---- how a wrapped method finds its runner ----
 
-/** Instances created by Nest, mapped to the runner of their application (the registrar fills this). */
+/** Instances created by Nest, mapped to the runner of their application (the explorer fills this). */
 const runners = new WeakMap<object, LockRunner>();
 /** Runners of the applications alive in this process. */
 const activeRunners = new Set<LockRunner>();

@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { lockPathFor, validateLockPath } from '../lock/lock-path.js';
-import { kindOf, lockOrder, type LockMode } from '../lock/acquire-options.js';
+import { kindOf, lockOrder, type AcquireOptions, type LockMode } from '../lock/acquire-options.js';
 import { validateDuration } from '../zk-lock.options.js';
 
 /** What a dynamic path or key is computed from: one call of the decorated method. */
@@ -24,57 +24,73 @@ export interface LockCall {
   request?: any;
 }
 
-/** Options of `@DistributedLock(path, options)`. */
-export interface DistributedLockOptions {
+/**
+ * The acquire options a decorator fixes for every call of its method: all of `AcquireOptions`
+ * but `signal` (each call has its own: the runner's, which aborts when an Observable's
+ * subscriber leaves). A per-call option added to `AcquireOptions` is one here too, and needs its
+ * rule in {@link DECLARED_RULES} (the compiler says so).
+ */
+export type DeclaredAcquireOptions = Omit<AcquireOptions, 'signal'>;
+
+/**
+ * Options of `@DistributedLock(path, options)`: the acquire options of every call (`timeout`,
+ * `reentrant`, `mode`, `leases`, `revocable`: see `AcquireOptions`), plus `key` and `onTimeout`.
+ */
+export interface DistributedLockOptions extends DeclaredAcquireOptions {
   /**
    * A dynamic key: the lock path becomes `<path>/<encoded key>`, the key encoded as ONE segment,
    * so that no input can reach a node outside `path`. E.g. `key: ({ request }) => request.params.id`
    * for a route, `key: ({ args }) => args[0]` for a service method.
    */
   key?: (call: LockCall) => unknown;
-  /** How long to wait for the lock, in ms. Default: the module's `lockTimeout`. */
-  timeout?: number;
-  /** A nested call in the same async call chain that locks the same path goes through (default true). */
-  reentrant?: boolean;
   /**
    * What a wait timeout becomes, instead of the default (HTTP: 409 with a body naming the lock;
    * elsewhere: the LockTimeoutError itself). Return the error to throw.
    */
   onTimeout?: (error: LockTimeoutError, call: LockCall) => unknown;
-  /** `write` (default, exclusive) or `read` (shared with other readers). See `AcquireOptions.mode`. */
-  mode?: LockMode;
-  /** A counting semaphore: at most `leases` concurrent calls (1..10000). See `AcquireOptions.leases`. */
-  leases?: number;
-  /** Watch the node from the start so that `requestRelease` is seen at once. See `AcquireOptions.revocable`. */
-  revocable?: boolean;
 }
 
 /** A lock path, or several (a multi-lock, taken all-or-nothing in sorted order), or a function of the call returning either. */
 export type LockTarget = string | readonly string[] | ((call: LockCall) => string | readonly string[]);
 
 /** The decorator's arguments, checked once at decoration time. */
-export interface LockSpec extends Required<Pick<DistributedLockOptions, 'reentrant'>> {
+export interface LockSpec {
   path: LockTarget;
-  mode: LockMode | undefined;
-  leases: number | undefined;
-  revocable: boolean;
   key: DistributedLockOptions['key'];
-  timeout: number | undefined;
   onTimeout: DistributedLockOptions['onTimeout'];
+  /** The acquire options of every call, checked and frozen; the runner passes them on whole (adding the call's signal). */
+  acquire: Readonly<DeclaredAcquireOptions>;
   /** `ClassName#method`, for messages. */
   method: string;
 }
 
+const flag = (option: string, value: unknown): void => {
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(option, value, 'must be true or false');
+};
+
+/**
+ * The check of each declared acquire option (a given value; the service's defaults apply to the
+ * missing ones), with the rules LockService applies at each call: one entry per option, no more,
+ * no less. `given` is all the options (mode and leases are checked together).
+ */
+const DECLARED_RULES = {
+  timeout: (value) => {
+    validateDuration('timeout', value, { allowZero: true, allowInfinity: true });
+  },
+  reentrant: (value) => flag('reentrant', value),
+  mode: (value, given) => {
+    kindOf({ mode: value as LockMode, leases: given.leases });
+  },
+  leases: (value, given) => {
+    kindOf({ mode: given.mode, leases: value as number });
+  },
+  revocable: (value) => flag('revocable', value),
+} satisfies {
+  readonly [K in keyof DeclaredAcquireOptions]-?: (value: unknown, given: DistributedLockOptions) => void;
+};
+
 export function createLockSpec(path: LockTarget, options: DistributedLockOptions, method: string): LockSpec {
-  if (typeof path === 'string') validateLockPath(path);
-  else if (Array.isArray(path)) lockOrder(path);
-  else if (typeof path !== 'function') {
-    throw new InvalidOptionsError(
-      `@DistributedLock path on ${method}`,
-      path,
-      'must be a lock path string, an array of them, or a function of the call',
-    );
-  }
+  checkTarget(path, method);
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionsError(`@DistributedLock options on ${method}`, options, 'must be an object');
   }
@@ -91,45 +107,42 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
   if (options.onTimeout !== undefined && typeof options.onTimeout !== 'function') {
     throw new InvalidOptionsError(`@DistributedLock onTimeout on ${method}`, options.onTimeout, 'must be a function');
   }
-  if (options.revocable !== undefined && typeof options.revocable !== 'boolean') {
-    throw new InvalidOptionsError(
-      `@DistributedLock revocable on ${method}`,
-      options.revocable,
-      'must be true or false',
-    );
-  }
-  if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') {
-    throw new InvalidOptionsError(
-      `@DistributedLock reentrant on ${method}`,
-      options.reentrant,
-      'must be true or false',
-    );
-  }
-  // Checked now with the same rules LockService applies at each call.
-  try {
-    kindOf({ mode: options.mode, leases: options.leases });
-  } catch (error) {
-    const { option, value, rule } = error as InvalidOptionsError;
-    throw new InvalidOptionsError(`@DistributedLock ${option} on ${method}`, value, rule);
-  }
-  const timeout =
-    options.timeout === undefined
-      ? undefined
-      : validateDuration(`@DistributedLock timeout on ${method}`, options.timeout, {
-          allowZero: true,
-          allowInfinity: true,
-        });
   return {
     path,
-    mode: options.mode,
-    leases: options.leases,
-    revocable: options.revocable ?? false,
     key: options.key,
-    timeout,
-    reentrant: options.reentrant ?? true,
     onTimeout: options.onTimeout,
+    acquire: declaredAcquireOptions(options, method),
     method,
   };
+}
+
+/** The declared acquire options that are set, each checked by its rule (an error names the decorator and method). */
+function declaredAcquireOptions(options: DistributedLockOptions, method: string): Readonly<DeclaredAcquireOptions> {
+  const acquire: Record<string, unknown> = {};
+  for (const [option, check] of Object.entries(DECLARED_RULES)) {
+    const value = options[option as keyof DeclaredAcquireOptions];
+    if (value === undefined) continue;
+    try {
+      check(value, options);
+    } catch (error) {
+      if (!(error instanceof InvalidOptionsError)) throw error;
+      throw new InvalidOptionsError(`@DistributedLock ${error.option} on ${method}`, error.value, error.rule);
+    }
+    acquire[option] = value;
+  }
+  return Object.freeze(acquire);
+}
+
+function checkTarget(path: LockTarget, method: string): void {
+  if (typeof path === 'string') validateLockPath(path);
+  else if (Array.isArray(path)) lockOrder(path);
+  else if (typeof path !== 'function') {
+    throw new InvalidOptionsError(
+      `@DistributedLock path on ${method}`,
+      path,
+      'must be a lock path string, an array of them, or a function of the call',
+    );
+  }
 }
 
 /** The lock path(s) of one call: static, `<path>/<encoded key>`, or a validated function result. */

@@ -10,6 +10,10 @@ import {
   InvalidOptionsError,
   NotConnectedError,
 } from '../../lib/index.js';
+import { lastValueFrom, of } from 'rxjs';
+import { createLockSpec } from '../../lib/declarative/lock-spec.js';
+import { LockRunner } from '../../lib/declarative/lock-runner.js';
+import type { LockService } from '../../lib/index.js';
 import { DISTRIBUTED_LOCK_METADATA } from '../../lib/zk-lock.constants.js';
 
 class Reports {
@@ -33,10 +37,47 @@ describe('@DistributedLock', () => {
     expect(Reflect.getMetadata(INTERCEPTORS_METADATA, method)).toEqual([DistributedLockInterceptor]);
     expect(Reflect.getMetadata(DISTRIBUTED_LOCK_METADATA, method)).toMatchObject({
       path: '/locks/reports',
-      timeout: 50,
-      reentrant: true,
+      acquire: { timeout: 50 },
       method: 'Reports#rebuild',
     });
+  });
+
+  it('keeps the acquire options it was given (checked, frozen), without key and onTimeout', () => {
+    const key = () => 'k';
+    const spec = createLockSpec(
+      '/locks/x',
+      { key, timeout: 0, reentrant: false, mode: 'write', leases: 3, revocable: true, onTimeout: (e) => e },
+      'C#m',
+    );
+    expect(spec.acquire).toEqual({ timeout: 0, reentrant: false, mode: 'write', leases: 3, revocable: true });
+    expect(Object.isFrozen(spec.acquire)).toBe(true);
+    expect(spec.key).toBe(key);
+    expect(createLockSpec('/locks/x', {}, 'C#m').acquire).toEqual({});
+  });
+
+  it("the runner passes the spec's acquire options on whole, with the call's signal", async () => {
+    const asked: unknown[][] = [];
+    const handle = { path: '/locks/x', kind: 'write', release: async () => undefined };
+    const locks = {
+      acquire: async (...args: unknown[]) => (asked.push(['acquire', ...args]), handle),
+      acquireAll: async (...args: unknown[]) => (asked.push(['acquireAll', ...args]), { locks: [handle], ...handle }),
+    } as unknown as LockService;
+    const runner = new LockRunner(locks);
+    const call = { args: [], instance: {}, method: 'C#m' };
+    const options = { timeout: 5, reentrant: false, mode: 'write', leases: 2, revocable: true } as const;
+    await runner.runPromise(createLockSpec('/locks/x', options, 'C#m'), call, () => 1);
+    await runner.runPromise(createLockSpec(['/locks/x', '/locks/y'], options, 'C#m'), call, () => 1);
+    await lastValueFrom(
+      runner.runObservable(createLockSpec('/locks/x', options, 'C#m'), call, () => of(1)),
+      {
+        defaultValue: undefined,
+      },
+    );
+    expect(asked).toEqual([
+      ['acquire', '/locks/x', { ...options, signal: undefined }],
+      ['acquireAll', ['/locks/x', '/locks/y'], { ...options, signal: undefined }],
+      ['acquire', '/locks/x', { ...options, signal: expect.any(AbortSignal) }],
+    ]);
   });
 
   it('outside any running application, a call fails with a clear error', async () => {
