@@ -1,4 +1,4 @@
-/** Command line of the benchmark (pure): see /work/shared/BENCH.md and docs/benchmarks.md. */
+/** Command line of the benchmark (pure). What it measures and why: docs/benchmarks.md. */
 import { parseArgs } from 'node:util';
 
 export const WORKLOADS = [
@@ -31,7 +31,8 @@ export const USAGE = `Usage: npm run bench -- [options]
        bash scripts/bench.sh [options]
 
 Measures the lock against the cost floor of ZooKeeper itself and prints one JSON object per
-line on stdout (the fields of BENCH.md plus requests_per_op), a table and ratios on stderr.
+line on stdout (each ending with requests_per_op), a table and ratios on stderr. What each
+workload measures, its fields and the targets: docs/benchmarks.md.
 
 Options:
   --connect H:P       ZooKeeper to use (its 4-letter words srvr, mntr, wchs must be allowed);
@@ -47,9 +48,9 @@ Options:
   --svg FILE          where to write the chart (default ${DEFAULTS.svg}); --no-svg: none
   -h, --help          this text
 
-The lock kinds (not in BENCH.md): rw (8 reader + 2 writer sessions on one path), sem (10
+The lock kinds: rw (8 reader + 2 writer sessions on one path), sem (10
 sessions, 3 leases), multi (4 sessions, each acquireAll of 2 of 4 paths); --clients does not
-apply to them. nest (not in BENCH.md either): w1's cycle through a @DistributedLock service
+apply to them. nest: w1's cycle through a @DistributedLock service
 method of a Nest application context, no HTTP; idle: floor's raw cycle after 1 ms without
 traffic (not measured), as a request's round trips start. Each workload warms up before it counts: floor, w1,
 nest and idle at least 200 cycles and 2 s, the timed points at least 200 iterations (and one
@@ -116,7 +117,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         throw new UsageError(`--workload ${JSON.stringify(name)}: must be one of ${WORKLOADS.join(', ')}`);
       }
     }
-    // Always in the order of BENCH.md, each once.
+    // Always in the order of WORKLOADS, each once.
     workloads = WORKLOADS.filter((name) => names.includes(name));
   }
 

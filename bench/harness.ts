@@ -161,7 +161,7 @@ export async function runTimed<T>(options: {
     const warm = async () => {
       for (;;) {
         const elapsed = Date.now() - warmStart;
-        // BENCH.md: at least 200 cycles or 2 s (and every loop at least once).
+        // Warm: at least 200 iterations or 2 s (and every loop at least once).
         const enough = warmIterations >= Math.max(WARMUP_CYCLES, loops) || elapsed >= WARMUP_MS;
         if (enough && warmedUp()) return;
         if (elapsed > WARMUP_MAX_MS) return;
@@ -229,15 +229,10 @@ export function notifications(sessions: Session[]): number {
   return sessions.reduce((sum, session) => sum + session.connection.stats().notifications, 0);
 }
 
-function zkCode(error: unknown): string | undefined {
-  return error instanceof ZooKeeperError ? error.zkCode : undefined;
-}
-
 /**
  * Deletes `path` and every persistent node below it that is empty once its own children are gone
  * (lock directories are containers the server reclaims, but not at once, and not on a server
- * without containers). Lock
- * nodes (ephemeral) and the directories that still hold one stay. Resolves with the number of
+ * without containers). Lock nodes (ephemeral) and the directories that still hold one stay. Resolves with the number of
  * nodes deleted.
  */
 export async function removeEmptyTree(connection: ZkConnectionService, path: string): Promise<number> {
@@ -247,7 +242,7 @@ export async function removeEmptyTree(connection: ZkConnectionService, path: str
     if (stat.ephemeralOwner !== 0n) return 0;
     children = names;
   } catch (error) {
-    if (zkCode(error) === 'NO_NODE') return 0;
+    if (ZooKeeperError.is(error, 'NO_NODE')) return 0;
     throw error;
   }
   let removed = 0;
@@ -261,7 +256,7 @@ export async function removeEmptyTree(connection: ZkConnectionService, path: str
     await connection.remove(path);
     removed += 1;
   } catch (error) {
-    if (zkCode(error) !== 'NOT_EMPTY' && zkCode(error) !== 'NO_NODE') throw error;
+    if (!ZooKeeperError.is(error, 'NOT_EMPTY', 'NO_NODE')) throw error;
   }
   return removed;
 }

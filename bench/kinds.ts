@@ -1,5 +1,5 @@
 /**
- * Workloads for the lock kinds beyond the exclusive lock (not in BENCH.md; same measuring as w2):
+ * Workloads for the lock kinds beyond the exclusive lock (measured as w2 is):
  *
  * - `rw`: read/write lock, 8 reader sessions + 2 writer sessions on one path;
  * - `sem`: a semaphore of 3 leases, 10 sessions;
@@ -12,7 +12,7 @@
 import { LockAbortedError } from '../lib/index.js';
 import { closeSessions, notifications, openSessions, runTimed, WARMUP_MAX_MS, type Session } from './harness.js';
 import { delay, nowUs, round, Samples } from './stats.js';
-import { BENCH_ROOT, perOp, perSecond, type BenchContext } from './workloads.js';
+import { BENCH_ROOT, perOp, perSecond, type BenchContext } from './context.js';
 
 export interface RwLine {
   workload: 'rw';

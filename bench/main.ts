@@ -1,6 +1,6 @@
 /**
- * zk-lock's benchmark (`npm run bench`), as /work/shared/BENCH.md specifies it: the lock against
- * the cost floor of ZooKeeper itself, on a real server. One JSON object per line on stdout (and in
+ * zk-lock's benchmark (`npm run bench`): the lock against the cost floor of ZooKeeper itself, on a
+ * real server (what it measures and why: docs/benchmarks.md). One JSON object per line on stdout (and in
  * --json FILE), a table and the ratios on stderr, the chart in docs/benchmarks.svg (--svg FILE).
  *
  * Runs as bench/dist/bench/main.js, built and started by scripts/bench.sh (node --expose-gc).
@@ -31,7 +31,8 @@ import {
   SEM_LEASES,
 } from './kinds.js';
 import { renderChart } from './svg.js';
-import { BENCH_ROOT, floorAndW1, http, mem, w2, w3, type BenchContext, type BenchLine } from './workloads.js';
+import { BENCH_ROOT, type BenchContext } from './context.js';
+import { floorAndW1, http, mem, w2, w3, type BenchLine } from './workloads.js';
 
 // This file runs as bench/dist/bench/main.js.
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -1,4 +1,4 @@
-/** The human-readable side of the benchmark (pure): a table of the JSON lines and BENCH.md's ratios. */
+/** The human-readable side of the benchmark (pure): a table of the JSON lines and the ratios (docs/benchmarks.md). */
 import { round } from './stats.js';
 import type { BenchLine, CycleLine, HttpLine, MemLine, W2Line } from './workloads.js';
 
@@ -176,7 +176,7 @@ export interface Ratio {
 
 const find = <T extends BenchLine>(lines: BenchLine[], test: (line: BenchLine) => line is T) => lines.find(test);
 
-/** The ratios BENCH.md asks for, from lines of one run (undefined when a workload is missing). */
+/** The ratios docs/benchmarks.md sets targets for, and two more, from lines of one run (undefined when a workload is missing). */
 export function ratios(lines: BenchLine[]): Ratio[] {
   const floor = find(lines, (l): l is CycleLine => l.workload === 'floor');
   const w1 = find(lines, (l): l is CycleLine => l.workload === 'w1');
@@ -219,12 +219,12 @@ export function ratios(lines: BenchLine[]): Ratio[] {
     {
       name: 'nest.p50_us / w1.p50_us',
       value: ratio(nest?.p50_us, w1?.p50_us),
-      detail: `${nest?.p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (@DistributedLock on a service method vs a bare acquire + release; not in BENCH.md)`,
+      detail: `${nest?.p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (@DistributedLock on a service method vs a bare acquire + release; no target)`,
     },
     {
       name: 'idle.p50_us / floor.p50_us',
       value: ratio(idle?.p50_us, floor?.p50_us),
-      detail: `${idle?.p50_us ?? '?'} / ${floor?.p50_us ?? '?'} (the raw protocol's cycle after 1 ms idle, as in a request, vs back to back; not in BENCH.md)`,
+      detail: `${idle?.p50_us ?? '?'} / ${floor?.p50_us ?? '?'} (the raw protocol's cycle after 1 ms idle, as in a request, vs back to back; no target)`,
     },
     {
       name: 'http.overhead_p50_us / w1.p50_us',

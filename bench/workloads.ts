@@ -1,13 +1,14 @@
 /**
- * The workloads of BENCH.md. Each returns its JSON line: exactly the fields BENCH.md lists for
- * it, in that order, plus `requests_per_op` (requests the server received per counted cycle or
+ * The exclusive lock's workloads (floor, w1, nest, idle, w2, w2c, w3, mem, http; the other kinds
+ * are in kinds.ts). Each returns its JSON line (docs/benchmarks.md describes the fields), ending
+ * with `requests_per_op` (requests the server received per counted cycle or
  * acquisition, from `mntr` zk_packets_received before and after).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NestFactory } from '@nestjs/core';
 import { lockPathFor, ZkConnectionService, ZooKeeperError } from '../lib/index.js';
-import type { BenchArgs } from './args.js';
+import { BENCH_ROOT, perOp, perSecond, type BenchContext } from './context.js';
 import type { KindsLine } from './kinds.js';
 import {
   closeSessions,
@@ -23,10 +24,7 @@ import {
 import { HTTP_LOCK_PATH, httpBenchModule, NEST_LOCK_PATH, nestBenchModule, NestBenchService } from './http-app.js';
 import { StderrLogger } from './logger.js';
 import { RawZooKeeper } from './raw-client.js';
-import type { BenchServer } from './server.js';
 import { delay, nowUs, round, Samples } from './stats.js';
-
-export const BENCH_ROOT = '/bench';
 
 export interface CycleLine {
   /**
@@ -92,16 +90,6 @@ export interface HttpLine {
 
 /** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts. */
 export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine;
-
-export interface BenchContext {
-  server: BenchServer;
-  args: BenchArgs;
-  /** A remark for the human-readable output (stderr). */
-  note(text: string): void;
-}
-
-export const perSecond = (count: number, elapsedUs: number) => round(count / (elapsedUs / 1e6), 1);
-export const perOp = (requests: number, ops: number) => round(ops > 0 ? requests / ops : Number.NaN, 3);
 
 // ---- floor and w1 ----
 
@@ -295,7 +283,7 @@ async function childCount(connection: ZkConnectionService, path: string): Promis
   try {
     return (await connection.getChildren(path)).children.length;
   } catch (error) {
-    if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return 0;
+    if (ZooKeeperError.is(error, 'NO_NODE')) return 0;
     throw error;
   }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (`npm run bench`), as /work/shared/BENCH.md specifies it; see docs/benchmarks.md.
+# The benchmark (`npm run bench`): what it measures and why, in docs/benchmarks.md.
 #
 #   npm run bench                                         # every workload, local ZooKeeper
 #   npm run bench -- --workload w2 --clients 4,64 --seconds 10

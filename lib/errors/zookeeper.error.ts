@@ -27,6 +27,17 @@ export type ZkErrorCode =
 export class ZooKeeperError extends ZkLockError {
   readonly code = 'ZK_LOCK_ZOOKEEPER';
 
+  /**
+   * True when `error` is a ZooKeeperError with one of `codes` (any ZooKeeperError when none is given).
+   *
+   * @example
+   * if (ZooKeeperError.is(error, 'NO_NODE')) return []; // the directory is gone: no children
+   * if (!ZooKeeperError.is(error, 'NOT_EMPTY', 'NO_NODE')) throw error;
+   */
+  static is(error: unknown, ...codes: ZkErrorCode[]): error is ZooKeeperError {
+    return error instanceof ZooKeeperError && (codes.length === 0 || codes.includes(error.zkCode));
+  }
+
   constructor(
     readonly zkCode: ZkErrorCode,
     readonly operation: string,

@@ -178,3 +178,32 @@ describe('error messages', () => {
     );
   });
 });
+
+describe('ZooKeeperError.is', () => {
+  const noNode = new ZooKeeperError('NO_NODE', 'getChildren', '/locks/a');
+
+  it('matches a ZooKeeperError by one of the codes given, or any ZooKeeperError without codes', () => {
+    expect(ZooKeeperError.is(noNode, 'NO_NODE')).toBe(true);
+    expect(ZooKeeperError.is(noNode, 'NOT_EMPTY', 'NO_NODE')).toBe(true);
+    expect(ZooKeeperError.is(noNode)).toBe(true);
+    expect(ZooKeeperError.is(noNode, 'NODE_EXISTS')).toBe(false);
+    expect(ZooKeeperError.is(noNode, 'CONNECTION_LOSS', 'OPERATION_TIMEOUT')).toBe(false);
+  });
+
+  it.each([
+    ['a plain Error', new Error('NO_NODE')],
+    ['another ZkLockError', new LockTimeoutError('/locks/a', 1)],
+    ['a look-alike object', { name: 'ZooKeeperError', zkCode: 'NO_NODE' }],
+    ['undefined', undefined],
+    ['a string', 'NO_NODE'],
+  ])('is false for %s', (_, value) => {
+    expect(ZooKeeperError.is(value, 'NO_NODE')).toBe(false);
+    expect(ZooKeeperError.is(value)).toBe(false);
+  });
+
+  it('narrows the type', () => {
+    const error: unknown = noNode;
+    if (!ZooKeeperError.is(error, 'NO_NODE')) throw new Error('expected a match');
+    expect(error.path).toBe('/locks/a'); // compiles: narrowed to ZooKeeperError
+  });
+});
