@@ -1,7 +1,14 @@
 // The public API of zk-lock. Explicit named exports only; test/unit/public-api.test.ts pins the list.
 export { ZkLockModule } from './zk-lock.module.js';
 export { MODULE_OPTIONS_TOKEN as ZK_LOCK_OPTIONS } from './zk-lock.module-definition.js';
-export type { ZkLockOptions, ZkLockOptionsFactory, ZkAuth, ZkAclEntry } from './zk-lock.options.js';
+export { ZK_LOCK_RESOLVED_OPTIONS } from './zk-lock.constants.js';
+export type {
+  ZkLockOptions,
+  ZkLockOptionsFactory,
+  ZkAuth,
+  ZkAclEntry,
+  ResolvedZkLockOptions,
+} from './zk-lock.options.js';
 export {
   ZkConnectionService,
   type ZkConnectionState,

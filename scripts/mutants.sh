@@ -17,6 +17,7 @@ bash scripts/zookeeper.sh ensure
 # mutant | test file | the test's name (a prefix of its own title, without describe blocks)
 CHECKS=(
   "no-exclusion|test/integration/lock.test.ts|16 sessions x 50 acquisitions"
+  "no-exclusion|test/integration/contract.test.ts|excludes: while one holds"
   "no-exclusion|test/integration/processes.test.ts|never hold the lock at the same time"
   "no-exclusion|test/integration/processes.test.ts|never run the same locked route at the same time"
   "no-exclusion|test/e2e/declarative-http.test.ts|two apps (two sessions) never run the locked handler at the same time"
@@ -26,6 +27,7 @@ CHECKS=(
   "late-release|test/integration/lock.test.ts|works with await using"
   "flat-token|test/integration/lock.test.ts|strictly increase across holders and across re-creation of the lock directory"
   "deaf-loss|test/integration/faults.test.ts|aborts the handle with a lock-lost error"
+  "deaf-loss|test/integration/contract.test.ts|signals the loss when its session expires"
   "deaf-loss|test/integration/faults.test.ts|a cut-off holder learns it lost the lock"
   "no-exclusion|test/integration/kinds.test.ts|8 readers and 2 writers in separate sessions"
   "no-exclusion|test/integration/kinds.test.ts|N = 3, 10 contenders in separate sessions"

@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { BehaviorSubject, defer, of, type Observable } from 'rxjs';
 import { ZkConnectError } from '../errors/connect.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
-import { MODULE_OPTIONS_TOKEN } from '../zk-lock.module-definition.js';
+import { ZooKeeperError } from '../errors/zookeeper.error.js';
+import { ZK_LOCK_RESOLVED_OPTIONS } from '../zk-lock.constants.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
 import { timerAt, type DeadlineTimer } from './adapter/timers.js';
 import { PRESUMED_EXPIRY, presumedLossAt, Session, SessionWaiters } from './session.js';
@@ -68,7 +69,8 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
     this.finished ? of(this.events.value) : this.events.asObservable(),
   );
 
-  constructor(@Inject(MODULE_OPTIONS_TOKEN) options: ZkLockOptions) {
+  /** Nest gives it the module's resolved options; by hand, raw options are resolved here. */
+  constructor(@Inject(ZK_LOCK_RESOLVED_OPTIONS) options: ZkLockOptions) {
     this.options = resolveOptions(options);
   }
 
@@ -156,7 +158,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
       try {
         await create(adapter, current);
       } catch (error) {
-        if ((error as { zkCode?: string }).zkCode !== 'NODE_EXISTS') throw error;
+        if (!ZooKeeperError.is(error, 'NODE_EXISTS')) throw error;
       }
     }
   }

@@ -183,7 +183,7 @@ export class ZooKeeperClientAdapter {
         () => undefined,
       );
     } catch (error) {
-      if (!(error instanceof ZooKeeperError && error.zkCode === 'UNIMPLEMENTED')) throw error;
+      if (!ZooKeeperError.is(error, 'UNIMPLEMENTED')) throw error;
       this.containers = false;
       await this.create(path, Buffer.alloc(0), 'persistent');
     }

@@ -2,8 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { lockPathFor, validateLockPath } from '../lock/lock-path.js';
-import { kindOf, lockOrder, type AcquireOptions, type LockMode } from '../lock/acquire-options.js';
-import { validateDuration } from '../zk-lock.options.js';
+import { ACQUIRE_OPTION_RULES, lockOrder, type AcquireOptions } from '../lock/acquire-options.js';
 
 /** What a dynamic path or key is computed from: one call of the decorated method. */
 export interface LockCall {
@@ -27,8 +26,8 @@ export interface LockCall {
 /**
  * The acquire options a decorator fixes for every call of its method: all of `AcquireOptions`
  * but `signal` (each call has its own: the runner's, which aborts when an Observable's
- * subscriber leaves). A per-call option added to `AcquireOptions` is one here too, and needs its
- * rule in {@link DECLARED_RULES} (the compiler says so).
+ * subscriber leaves). A per-call option added to `AcquireOptions` (with its rule in
+ * ACQUIRE_OPTION_RULES) is one here too, with nothing to add.
  */
 export type DeclaredAcquireOptions = Omit<AcquireOptions, 'signal'>;
 
@@ -64,31 +63,6 @@ export interface LockSpec {
   method: string;
 }
 
-const flag = (option: string, value: unknown): void => {
-  if (typeof value !== 'boolean') throw new InvalidOptionsError(option, value, 'must be true or false');
-};
-
-/**
- * The check of each declared acquire option (a given value; the service's defaults apply to the
- * missing ones), with the rules LockService applies at each call: one entry per option, no more,
- * no less. `given` is all the options (mode and leases are checked together).
- */
-const DECLARED_RULES = {
-  timeout: (value) => {
-    validateDuration('timeout', value, { allowZero: true, allowInfinity: true });
-  },
-  reentrant: (value) => flag('reentrant', value),
-  mode: (value, given) => {
-    kindOf({ mode: value as LockMode, leases: given.leases });
-  },
-  leases: (value, given) => {
-    kindOf({ mode: given.mode, leases: value as number });
-  },
-  revocable: (value) => flag('revocable', value),
-} satisfies {
-  readonly [K in keyof DeclaredAcquireOptions]-?: (value: unknown, given: DistributedLockOptions) => void;
-};
-
 export function createLockSpec(path: LockTarget, options: DistributedLockOptions, method: string): LockSpec {
   checkTarget(path, method);
   if (options === null || typeof options !== 'object') {
@@ -119,7 +93,8 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
 /** The declared acquire options that are set, each checked by its rule (an error names the decorator and method). */
 function declaredAcquireOptions(options: DistributedLockOptions, method: string): Readonly<DeclaredAcquireOptions> {
   const acquire: Record<string, unknown> = {};
-  for (const [option, check] of Object.entries(DECLARED_RULES)) {
+  for (const [option, check] of Object.entries(ACQUIRE_OPTION_RULES)) {
+    if (option === 'signal') continue; // each call has its own
     const value = options[option as keyof DeclaredAcquireOptions];
     if (value === undefined) continue;
     try {

@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { validateDuration } from '../zk-lock.options.js';
 import { validateLockPath } from './lock-path.js';
 import type { NodeKind } from './lock-recipe.js';
 
@@ -39,6 +40,47 @@ export interface AcquireOptions {
    * one semaphore must use the same number. Leases are kept under `<path>/leases`.
    */
   leases?: number;
+}
+
+const flag = (option: string, value: unknown): void => {
+  if (typeof value !== 'boolean') throw new InvalidOptionsError(option, value, 'must be true or false');
+};
+
+/**
+ * THE per-call options table: the check of each option of {@link AcquireOptions} (a given value;
+ * a missing one takes the service's default), one entry per option, no more, no less (the
+ * compiler says so). `given` is all the options (mode and leases are checked together).
+ * `LockService` checks every call with it, `@DistributedLock` its declared options once.
+ * A new per-call option is one field above plus one rule here.
+ */
+export const ACQUIRE_OPTION_RULES = {
+  timeout: (value) => {
+    validateDuration('timeout', value, { allowZero: true, allowInfinity: true });
+  },
+  signal: (value) => {
+    if (!(value instanceof AbortSignal)) throw new InvalidOptionsError('signal', value, 'must be an AbortSignal');
+  },
+  reentrant: (value) => flag('reentrant', value),
+  mode: (value, given) => {
+    kindOf({ mode: value as LockMode, leases: given.leases });
+  },
+  leases: (value, given) => {
+    kindOf({ mode: given.mode, leases: value as number });
+  },
+  revocable: (value) => flag('revocable', value),
+} satisfies { readonly [K in keyof AcquireOptions]-?: (value: unknown, given: AcquireOptions) => void };
+
+const RULE_ENTRIES = Object.entries(ACQUIRE_OPTION_RULES) as [
+  keyof AcquireOptions,
+  (value: unknown, given: AcquireOptions) => void,
+][];
+
+/** Checks every option that is set; throws InvalidOptionsError naming the option, the value and the rule. */
+export function checkAcquireOptions(options: AcquireOptions): void {
+  for (const [option, check] of RULE_ENTRIES) {
+    const value = options[option];
+    if (value !== undefined) check(value, options);
+  }
 }
 
 /** What a request asks for: kind of node, and the semaphore size for leases. Throws on bad values. */

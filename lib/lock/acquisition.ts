@@ -14,7 +14,7 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
 import { ZkUnavailableError } from '../errors/zk-unavailable.error.js';
 import { validateDuration } from '../zk-lock.options.js';
-import { kindOf, type AcquireOptions } from './acquire-options.js';
+import { checkAcquireOptions, kindOf, type AcquireOptions } from './acquire-options.js';
 import { outerInContext } from './lock-context.js';
 import type { LockEventStream } from './lock-events.js';
 import { HeldLock, type LockHandle } from './lock-handle.js';
@@ -59,6 +59,9 @@ export class LockAcquirer {
   private readonly ownerPrefix: string;
   /** In-process coalescing, when the `coalesce` option is on. */
   private readonly local: LocalLockQueues | undefined;
+  /** The owner data of the current second (see ownerData), shared by its acquisitions. */
+  private cachedSecond = -1;
+  private cachedData: Buffer | undefined;
 
   constructor(
     private readonly connection: ZkConnectionService,
@@ -90,11 +93,9 @@ export class LockAcquirer {
    */
   async take(path: string, options: AcquireOptions, wait: boolean, ownNode = false): Promise<LockHandle | null> {
     validateLockPath(path);
-    const timeout = this.timeoutOf(options);
+    checkAcquireOptions(options);
+    const timeout = options.timeout ?? this.connection.options.lockTimeout;
     const { kind, leases } = kindOf(options);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-      throw new LockAbortedError(path, new TypeError('options.signal must be an AbortSignal'));
-    }
     const nested = options.reentrant === false ? undefined : reenter(path, kind);
     if (nested) return nested;
     if (this.stopping.signal.aborted) throw shuttingDown(path);
@@ -285,8 +286,6 @@ export class LockAcquirer {
     }
     return data;
   }
-  private cachedSecond = -1;
-  private cachedData: Buffer | undefined;
 }
 
 /**

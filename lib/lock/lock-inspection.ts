@@ -63,7 +63,7 @@ export async function requestRelease(port: ZkPort, path: string): Promise<number
       await port.setData(`${dir}/${holder.node}`, REVOKE_MARKER);
       asked += 1;
     } catch (error) {
-      if (!isNoNode(error)) throw error; // released meanwhile
+      if (!ZooKeeperError.is(error, 'NO_NODE')) throw error; // released meanwhile
     }
   }
   return asked;
@@ -73,7 +73,7 @@ async function childrenOf(port: ZkPort, path: string): Promise<string[]> {
   try {
     return (await port.getChildren(path)).children;
   } catch (error) {
-    if (isNoNode(error)) return [];
+    if (ZooKeeperError.is(error, 'NO_NODE')) return [];
     throw error;
   }
 }
@@ -97,7 +97,7 @@ async function ownersOf(port: ZkPort, dir: string, nodes: QueueNode[]): Promise<
         };
         return { owner, czxid: stat.czxid };
       } catch (error) {
-        if (isNoNode(error)) return null; // released meanwhile
+        if (ZooKeeperError.is(error, 'NO_NODE')) return null; // released meanwhile
         throw error;
       }
     }),
@@ -117,8 +117,4 @@ function parseOwner(data: Buffer): LockOwner['owner'] {
   } catch {
     return text.slice(0, 200);
   }
-}
-
-function isNoNode(error: unknown): boolean {
-  return error instanceof ZooKeeperError && error.zkCode === 'NO_NODE';
 }

@@ -1,6 +1,6 @@
 /**
  * The benchmark end to end, tiny: `bash scripts/bench.sh` (which builds bench/ and runs it)
- * against a ZooKeeper started here. Checks what the output is made of (BENCH.md's field names
+ * against a ZooKeeper started here. Checks what the output is made of (the field names docs/benchmarks.md describes
  * plus requests_per_op), mutual exclusion and the request count of an uncontended cycle; never
  * times (timing targets live in the benchmark, not in tests).
  */
@@ -18,7 +18,7 @@ const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Build (TS7: seconds) + up to five workloads with their 2 s warm-ups, on a busy 2-core machine. */
 const RUN_TIMEOUT = 120_000;
 
-/** BENCH.md's fields per workload, plus requests_per_op on every one. */
+/** The fields per workload that docs/benchmarks.md describes, plus requests_per_op on every one. */
 const FIELDS: Record<string, string[]> = {
   floor: ['workload', 'cycles', 'p50_us', 'p99_us', 'per_s', 'requests_per_op'],
   w1: ['workload', 'cycles', 'p50_us', 'p99_us', 'per_s', 'requests_per_op'],
@@ -42,7 +42,7 @@ const FIELDS: Record<string, string[]> = {
     'leftover_nodes',
     'requests_per_op',
   ],
-  // The lock kinds (not in BENCH.md).
+  // The lock kinds.
   rw: [
     'workload',
     'clients',
@@ -140,7 +140,7 @@ afterAll(async () => {
 
 describe('benchmark (scripts/bench.sh)', () => {
   it(
-    'prints one JSON line per workload point with exactly the BENCH.md fields, no overlaps, 3 requests per w1 cycle',
+    'prints one JSON line per workload point with exactly the documented fields, no overlaps, 3 requests per w1 cycle',
     async () => {
       const jsonFile = path.join(tmp, 'out.jsonl');
       const svgFile = path.join(tmp, 'chart.svg');

@@ -17,6 +17,7 @@ describe('public API', () => {
       'LockTimeoutError',
       'NotConnectedError',
       'ZK_LOCK_OPTIONS',
+      'ZK_LOCK_RESOLVED_OPTIONS',
       'ZkConnectError',
       'ZkConnectionService',
       'ZkLockError',

@@ -93,7 +93,7 @@ export class PathWatches {
       (error: unknown) => {
         created.abandoned = true;
         if (this.watches.get(path) === created) this.watches.delete(path);
-        if (error instanceof ZooKeeperError && error.zkCode === 'NO_NODE') return null;
+        if (ZooKeeperError.is(error, 'NO_NODE')) return null;
         throw error;
       },
     );

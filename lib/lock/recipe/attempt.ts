@@ -7,7 +7,7 @@
  * watch it set), and its rejection is always handled.
  */
 import { performance } from 'node:perf_hooks';
-import { ZooKeeperError } from '../../errors/zookeeper.error.js';
+import { ZooKeeperError, type ZkErrorCode } from '../../errors/zookeeper.error.js';
 import type { ZkPort, ZkSession } from '../../connection/zk-port.js';
 
 /** Why the recipe gave up before holding the lock. */
@@ -230,11 +230,11 @@ function quietly<T>(handler: (value: T) => void, value: T): void {
 
 /** The node or its directory is missing. */
 export function isNoNode(error: unknown): boolean {
-  return error instanceof ZooKeeperError && error.zkCode === 'NO_NODE';
+  return ZooKeeperError.is(error, 'NO_NODE');
 }
 
 export function isNodeExists(error: unknown): boolean {
-  return error instanceof ZooKeeperError && error.zkCode === 'NODE_EXISTS';
+  return ZooKeeperError.is(error, 'NODE_EXISTS');
 }
 
 /**
@@ -244,7 +244,7 @@ export function isNodeExists(error: unknown): boolean {
  * permanent for the attempt (NO_AUTH, INVALID_ACL, QUOTA_EXCEEDED, an unknown code: OTHER...).
  * THROTTLED (the server said "not now" and did not apply it) is retried after a back-off.
  */
-const TRANSIENT = new Set(['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED', 'THROTTLED']);
+const TRANSIENT: ZkErrorCode[] = ['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED', 'THROTTLED'];
 export function isTransient(error: unknown): boolean {
-  return error instanceof ZooKeeperError && TRANSIENT.has(error.zkCode);
+  return ZooKeeperError.is(error, ...TRANSIENT);
 }
