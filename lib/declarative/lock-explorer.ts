@@ -30,7 +30,8 @@ export class DistributedLockExplorer implements OnModuleInit {
         .getAllMethodNames(prototype)
         .filter((name) => Reflect.hasMetadata(DISTRIBUTED_LOCK_METADATA, (prototype as Record<string, object>)[name]));
       if (locked.length === 0) continue;
-      if (!wrapper.isDependencyTreeStatic()) {
+      // A transient provider's tree may be static, but each consumer gets its own instance, not this one.
+      if (!wrapper.isDependencyTreeStatic() || wrapper.isTransient) {
         this.logger.warn(
           `${wrapper.name as string} is request-scoped or transient: its @DistributedLock methods use ` +
             `the only running application's locks (not available with several applications in one process)`,
