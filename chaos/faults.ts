@@ -10,7 +10,7 @@ import type { TcpProxy } from '../test/support/proxy.js';
 import type { ZkEnsemble } from '../test/support/zookeeper.js';
 import { expireSession, pause, startMember } from './fault-tools.js';
 import type { Prng } from './prng.js';
-import { cutOnPacket, PING_SIZE, type Targetable } from './targeted-faults.js';
+import { cutBeforePing, silenceThenCutOnNotification, type Cut, type Targetable } from './targeted-faults.js';
 
 export const FAULT_KINDS = [
   'follower-kill',
@@ -93,8 +93,6 @@ export interface World {
    * (it holds the lock), until `take` returns true; `cancel()` stops that.
    */
   onYielding(take: (worker: FaultTarget, token: string) => boolean): { cancel(): void };
-  /** Sizes of a watch notification packet on the workload's lock nodes (see targeted-faults.ts). */
-  notificationSizes: ReadonlySet<number>;
 }
 
 export class FaultInjector {
@@ -376,28 +374,37 @@ export class FaultInjector {
   }
 
   /**
-   * notify-cut / ping-cut: waits (up to 10 s; the first 6 s for a worker that holds a lock) for
-   * the packet, cuts that worker off both ways for its session timeout + 0.5-2 s, then restores.
+   * notify-cut / ping-cut (targeted-faults.ts): waits (up to 10 s; the first 6 s for a worker
+   * that holds a lock) for the packet, cuts that worker off both ways for its session timeout +
+   * 0.5-2 s, then restores.
    */
   private async cutOnPacket(kind: 'notify-cut' | 'ping-cut'): Promise<void> {
     const waiting = `${kind} (waiting for a ${kind === 'ping-cut' ? 'ping' : 'notification'})`;
     this.active.add(waiting);
     let window: FaultWindow | undefined;
-    const trigger = await cutOnPacket({
-      candidates: () => this.free(),
-      direction: kind === 'ping-cut' ? 'up' : 'down',
-      sizes: kind === 'ping-cut' ? new Set([PING_SIZE]) : this.world.notificationSizes,
-      preferMs: 6_000,
-      waitMs: 10_000,
-      signal: this.ending.signal,
-      onCut: (target) => {
-        this.busy.add(target.id);
-        window = this.open(kind, target);
-      },
-    });
+    const onCut = (target: FaultTarget) => {
+      this.busy.add(target.id);
+      window = this.open(kind, target);
+    };
+    const cut =
+      kind === 'ping-cut'
+        ? await cutBeforePing({
+            candidates: () => this.free(),
+            preferMs: 6_000,
+            waitMs: 10_000,
+            signal: this.ending.signal,
+            onCut,
+          })
+        : await this.notifyCut(onCut);
     this.active.delete(waiting);
-    if (!trigger || !window) return this.skip(kind, `no ${kind === 'ping-cut' ? 'ping' : 'notification'} within 10 s`);
-    const { target } = trigger;
+    if (!cut || !window) {
+      const packet = kind === 'ping-cut' ? 'ping' : 'notification';
+      return this.skip(
+        kind,
+        this.ending.signal.aborted ? `the faults ended before a ${packet}` : `no ${packet} within 10 s`,
+      );
+    }
+    const { target } = cut;
     const label = `${kind} w${target.id}`;
     this.active.add(label);
     try {
@@ -406,7 +413,7 @@ export class FaultInjector {
       this.count(
         kind,
         `worker ${target.id} cut off both ways ${kind === 'ping-cut' ? 'as it sent a ping (dropped)' : 'right after a notification reached it'}, ` +
-          `${Math.round(trigger.sinceLastUp)} ms after its previous packet to the server, holding ${trigger.held.join(', ') || 'nothing'}, ` +
+          `${Math.round(cut.sinceLastUp)} ms after its last packet to the server, holding ${cut.held.join(', ') || 'nothing'}, ` +
           `for ${(duration / 1000).toFixed(1)} s (session timeout ${timeout} ms)`,
       );
       await pause(duration, this.ending.signal);
@@ -418,6 +425,41 @@ export class FaultInjector {
       this.busy.delete(target.id);
     }
     this.world.log(`undo    ${kind}: worker ${target.id} reconnected`);
+  }
+
+  /**
+   * notify-cut: silences one free worker after another until a notification reaches one, for up
+   * to 10 s: a worker that holds a lock for seconds, else (after 3 s) one that holds any, else
+   * (after 6 s) any.
+   */
+  private async notifyCut(onCut: (target: FaultTarget) => void): Promise<Cut<FaultTarget> | undefined> {
+    const armedAt = performance.now();
+    while (performance.now() - armedAt < 10_000 && !this.ending.signal.aborted) {
+      const waited = performance.now() - armedAt;
+      const free = this.free().filter((w) => w.pid() !== undefined);
+      const long = free.filter((w) => w.holdsLong());
+      const holders = free.filter((w) => w.holding().length > 0);
+      const choices =
+        long.length > 0 ? long : waited >= 3_000 && holders.length > 0 ? holders : waited >= 6_000 ? free : [];
+      if (choices.length === 0) {
+        await pause(100, this.ending.signal);
+        continue;
+      }
+      const target = this.prng.pick(choices);
+      this.busy.add(target.id);
+      // Silent for 0.2-0.45 of its session timeout: long enough that the server's last contact is
+      // well before the notification, short enough that the session lives until the cut.
+      const timeout = target.sessionTimeout();
+      const silence = { min: 0.2 * timeout, max: 0.45 * timeout };
+      let cut: Cut<FaultTarget> | undefined;
+      try {
+        cut = await silenceThenCutOnNotification(target, silence, this.ending.signal, onCut);
+      } finally {
+        if (!cut) this.busy.delete(target.id);
+      }
+      if (cut) return cut;
+    }
+    return undefined;
   }
 
   /** Waits (up to 3 s) for a free worker to announce it has read the counter, and stops it right there. */

@@ -30,7 +30,6 @@ import { FAULT_TEXT, FaultInjector } from './faults.js';
 import { PATHS, type LockStyle } from './messages.js';
 import { Prng } from './prng.js';
 import { WorkerPool, type Slot } from './slots.js';
-import { notificationSizes } from './targeted-faults.js';
 import { event, say, secs, sinceStart, startTimeline } from './timeline.js';
 import { checksOf, printSummary } from './verdict.js';
 
@@ -49,15 +48,6 @@ const STOP_TIMEOUT = 30_000;
 const ORPHAN_TIMEOUT = MAX_SESSION_TIMEOUT + 20_000;
 /** The directories whose lock nodes must all be gone at the end. */
 const LOCK_DIRS = [PATHS.counter, PATHS.rw, PATHS.multi, `${PATHS.semaphore}/locks`, `${PATHS.semaphore}/leases`];
-/** The notification packets the notify-cut fault waits for: nodes of these directories, with these markers. */
-const WATCHED: [string, string][] = [
-  [PATHS.counter, 'lock-'],
-  [PATHS.multi, 'lock-'],
-  [PATHS.rw, '__READ__'],
-  [PATHS.rw, '__WRIT__'],
-  [`${PATHS.semaphore}/locks`, 'lock-'],
-  [`${PATHS.semaphore}/leases`, 'lease-'],
-];
 
 // ---- the run's state (module level: the signal and exit handlers need it) ----
 
@@ -308,7 +298,6 @@ async function run(args: ChaosArgs): Promise<number> {
         workers.yieldTakers.add(take);
         return { cancel: () => workers.yieldTakers.delete(take) };
       },
-      notificationSizes: notificationSizes(WATCHED),
     },
     prng,
     args.kinds,

@@ -12,6 +12,7 @@ import type { FencedStore, Refusal } from './fenced-store.js';
 import type { FaultInjector, FaultKind, FaultTarget } from './faults.js';
 import { ENV, isWorkerMessage, type LockStyle, type MainMessage, type WorkerMessage } from './messages.js';
 import { event, secs } from './timeline.js';
+import { LONG_HOLDS } from './workload.js';
 
 const HOST = hostname() || 'unknown';
 
@@ -110,7 +111,11 @@ export class Slot implements FaultTarget {
   }
 
   holding(): string[] {
-    return [...(this.current?.open.values() ?? [])].map((belief) => belief.path);
+    return [...(this.current?.open.values() ?? [])].map((belief) => `${belief.path} (${belief.op})`);
+  }
+
+  holdsLong(): boolean {
+    return [...(this.current?.open.values() ?? [])].some((belief) => LONG_HOLDS.has(belief.op));
   }
 
   async kill(): Promise<void> {

@@ -1,112 +1,155 @@
 /**
- * Targeted faults of the chaos run, timed on the bytes that cross a worker's proxies (the
- * proxy's `onData` listeners, which run before a chunk is forwarded; they see sizes, not
- * contents, so packets are recognised by their size):
+ * Targeted faults of the chaos run, timed on the ZooKeeper packets that cross a worker's
+ * proxies (TcpProxy cuts each direction into frames: `cutAfter`, `cutBefore`, `onFrame`):
  *
- * - `notify-cut`: the moment a watch notification reaches a worker (best: one that holds a lock
- *   meanwhile), it is delivered, and then the worker is cut off both ways. The notification
- *   tells the client nothing about the server's clock: the server expires the session counting
- *   from the last packet it received FROM the client, not from what it sent.
- * - `ping-cut`: the moment a worker sends a ping (it has sent nothing for a third of its session
+ * - `notify-cut`: a worker that holds a lock goes silent (its packets to the server are held
+ *   back, as if it had nothing to say) for 0.2-0.45 of its session timeout; the moment a watch
+ *   notification reaches it then, the notification is delivered and the worker is cut off both ways
+ *   (what it said meanwhile never arrives). The notification moves the client's clock forward
+ *   without renewing its session: the server expires the session counting from the last packet
+ *   it received FROM the client, which is older than the notification by the silence.
+ * - `ping-cut`: the moment a worker sends a ping (it had sent nothing for a third of its session
  *   timeout), the ping is dropped and the worker cut off both ways: the server last heard from it
  *   as long ago as it ever does, so its session expires as early as it can.
  *
- * Either way the worker stays cut off for its session timeout + 0.5-2 s (its session expires;
- * the next holders get its locks): its holders must have stopped believing before.
+ * Either way the worker stays cut off for its session timeout + 0.5-2 s (faults.ts): its session
+ * expires and the next holders get its locks; its own holders must have stopped believing before.
  */
-import type { Direction, TcpProxy } from '../test/support/proxy.js';
+import { isNotification, isPing, type TcpProxy, type ZkFrame } from '../test/support/proxy.js';
 
 /** A worker as the targeted faults see it. */
 export interface Targetable {
   readonly id: number;
   readonly proxies: readonly TcpProxy[];
   pid(): number | undefined;
+  sessionTimeout(): number;
   /** The lock paths its current process believes it holds right now. */
   holding(): string[];
+  /** It holds a lock for seconds right now (a long read, a read held while waiting for another lock). */
+  holdsLong(): boolean;
 }
 
-/**
- * ZooKeeper packets, server to client, of a watch notification (NodeDeleted, NodeDataChanged) on
- * a node of the workload's lock directories: length prefix 4 + reply header 16 (xid -1, zxid,
- * err) + event type 4 + state 4 + path (4 + its length). Node names are
- * `_c_<36-char attempt id>-<marker><10 digits>`.
- */
-export function notificationSizes(dirsAndMarkers: readonly [string, string][]): Set<number> {
-  return new Set(dirsAndMarkers.map(([dir, marker]) => 32 + dir.length + 1 + 3 + 36 + 1 + marker.length + 10));
-}
-
-/** A ping request, client to server: length prefix 4 + xid (-2) 4 + type (11) 4. */
-export const PING_SIZE = 12;
-
-export interface Trigger<T extends Targetable> {
+export interface Cut<T extends Targetable> {
   target: T;
-  /** ms between the worker's last packet to the server that got through and the cut. */
+  /** ms between the worker's last packet that reached the server and the cut. */
   sinceLastUp: number;
-  /** What the worker held at the cut. */
+  /** What it held at the cut. */
   held: string[];
 }
 
+/** Blackholes every proxy of `target` (the one it is connected through, and those it may reconnect to). */
+function cutOff(target: Targetable): void {
+  for (const proxy of target.proxies) proxy.blackhole();
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; false when aborted. */
+function wait(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    if (signal.aborted) done(false);
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /**
- * Waits for a chunk of one of `sizes` in `direction` on a proxy of one of `candidates()`, and
- * cuts that worker off (blackholes all its proxies): for `down` right after the chunk is
- * forwarded (delivered, then cut), for `up` before (the chunk is dropped). For the first
- * `preferMs`, only a worker that holds a lock counts. Resolves undefined after `waitMs` or when
- * `signal` aborts.
+ * notify-cut on one worker: silences it (up to `silenceMs.max`) and cuts it off right after the
+ * first notification that reaches it after `silenceMs.min` of silence (the longer the silence,
+ * the older the server's last contact). Resolves with the cut, or undefined (its held packets
+ * then go out, late) when none came in time or `signal` aborted.
  */
-export function cutOnPacket<T extends Targetable>(options: {
+export async function silenceThenCutOnNotification<T extends Targetable>(
+  target: T,
+  silenceMs: { min: number; max: number },
+  signal: AbortSignal,
+  onCut: (target: T) => void,
+): Promise<Cut<T> | undefined> {
+  const arm: { state: 'armed' | 'fired' | 'cancelled' } = { state: 'armed' };
+  const silentSince = performance.now();
+  const match = (frame: ZkFrame) => {
+    if (arm.state !== 'armed' || !isNotification(frame)) return false;
+    if (performance.now() - silentSince < silenceMs.min) return false; // delivered; not yet
+    arm.state = 'fired';
+    return true;
+  };
+  for (const proxy of target.proxies) proxy.pause('up');
+  const held = target.holding();
+  const fired = new Promise<number>((resolve) => {
+    for (const proxy of target.proxies) void proxy.cutAfter('down', match).then((cut) => resolve(cut.at));
+  });
+  const outcome = await Promise.race([fired, wait(silenceMs.max, signal).then(() => undefined)]);
+  if (arm.state !== 'fired') {
+    arm.state = 'cancelled';
+    for (const proxy of target.proxies) proxy.resume('up'); // what it said meanwhile goes out, late
+    return undefined;
+  }
+  cutOff(target); // (the proxy that saw the notification is blackholed already; held packets dropped)
+  for (const proxy of target.proxies) proxy.resume('up'); // nothing held any more: just the flag
+  onCut(target);
+  return { target, sinceLastUp: (outcome ?? performance.now()) - silentSince, held };
+}
+
+/**
+ * ping-cut: waits for a ping from one of `candidates()` (for the first `preferMs`, only from a
+ * worker that holds a lock for seconds), drops it and cuts that worker off. Resolves with the cut, or
+ * undefined after `waitMs` or when `signal` aborts.
+ */
+export async function cutBeforePing<T extends Targetable>(options: {
   candidates: () => T[];
-  direction: Direction;
-  sizes: ReadonlySet<number>;
   preferMs: number;
   waitMs: number;
   signal: AbortSignal;
-  /** Called with the target as it is cut (before any other packet passes). */
   onCut: (target: T) => void;
-}): Promise<Trigger<T> | undefined> {
-  const { direction, sizes } = options;
+}): Promise<Cut<T> | undefined> {
   const armedAt = performance.now();
-  const lastUp = new Map<T, number>();
+  const arm: { state: 'armed' | 'fired' | 'cancelled' } = { state: 'armed' };
+  /** Per worker: when its last two frames went up (the last one may be the ping that is cut). */
+  const upAt = new Map<T, [number, number]>();
   const removers: (() => void)[] = [];
-  return new Promise((resolve) => {
-    const finish = (trigger?: Trigger<T>) => {
-      clearTimeout(timer);
-      options.signal.removeEventListener('abort', onAbort);
-      for (const remove of removers) remove();
-      removers.length = 0;
-      resolve(trigger);
-    };
-    const onAbort = () => finish();
-    const timer = setTimeout(onAbort, options.waitMs);
-    options.signal.addEventListener('abort', onAbort, { once: true });
-    const eligible = (target: T, at: number) =>
-      target.pid() !== undefined &&
-      options.candidates().includes(target) &&
-      (at - armedAt >= options.preferMs || target.holding().length > 0);
-    let fired = false;
+  const eligible = (target: T) =>
+    target.pid() !== undefined &&
+    options.candidates().includes(target) &&
+    (performance.now() - armedAt >= options.preferMs || target.holdsLong());
+  const fired = new Promise<Cut<T>>((resolve) => {
     for (const target of options.candidates()) {
       for (const proxy of target.proxies) {
         removers.push(
-          proxy.onData((dir, bytes) => {
-            const at = performance.now();
-            if (fired) return;
-            if (dir === direction && sizes.has(bytes) && eligible(target, at)) {
-              fired = true;
-              const trigger = { target, sinceLastUp: at - (lastUp.get(target) ?? armedAt), held: target.holding() };
-              const cut = () => {
-                for (const each of target.proxies) each.blackhole();
-                options.onCut(target);
-                finish(trigger);
-              };
-              // Up: cut now, the chunk is dropped. Down: once this chunk is written to the client
-              // (right after the listeners return), before any other event.
-              if (direction === 'up') cut();
-              else queueMicrotask(cut);
-              return;
-            }
-            if (dir === 'up') lastUp.set(target, at);
+          proxy.onFrame((direction) => {
+            if (direction === 'up') upAt.set(target, [upAt.get(target)?.[1] ?? armedAt, performance.now()]);
           }),
         );
+        const match = (frame: ZkFrame) => {
+          if (arm.state !== 'armed' || !isPing(frame) || !eligible(target)) return false;
+          arm.state = 'fired';
+          return true;
+        };
+        const held = () => target.holding();
+        void proxy.cutBefore('up', match).then((cut) => {
+          // The frame listeners saw the ping itself last: the one before it is the last that got through.
+          resolve({ target, sinceLastUp: cut.at - (upAt.get(target)?.[0] ?? armedAt), held: held() });
+        });
       }
     }
   });
+  const cut = await Promise.race([fired, wait(options.waitMs, options.signal).then(() => undefined)]);
+  for (const remove of removers) remove();
+  if (!cut) {
+    if (arm.state === 'armed') {
+      arm.state = 'cancelled';
+      return undefined;
+    }
+    return fired.then((late) => finishCut(late, options.onCut)); // fired as the time ran out
+  }
+  return finishCut(cut, options.onCut);
+}
+
+function finishCut<T extends Targetable>(cut: Cut<T>, onCut: (target: T) => void): Cut<T> {
+  cutOff(cut.target);
+  onCut(cut.target);
+  return cut;
 }

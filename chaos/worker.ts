@@ -6,7 +6,8 @@
  *   counter under /locks/write_lock, each iteration by a way of locking drawn from the PRNG
  *   (decorator, withLock, an Observable method, tryAcquire, a short timeout, a multi-lock, a
  *   write under a held read lock);
- * - the side loop: short holds of the read/write lock /chaos/rw and the semaphore /chaos/sem.
+ * - the read/write loop: holds of the read/write lock /chaos/rw (short reads, writes, long reads);
+ * - the semaphore loop: holds of the semaphore /chaos/sem (acquire, tryAcquire).
  *
  * Every holder reports its belief interval to main. Every error of an iteration is reported to
  * main and the loop goes on. An unhandled rejection or uncaught exception trips the tripwire:
@@ -21,7 +22,7 @@ import { LockLostError, ZkConnectionService, ZkLockModule, ZooKeeperError } from
 import { installProcessTripwire } from '../test/setup/process-tripwire.js';
 import { applyMutant, isMutantName } from '../test/mutants/port-mutants.js';
 import { ENV, isMainMessage, type LockStyle, type WorkerMessage } from './messages.js';
-import { Busy, now, send, StoreClient, Workload, WorkloadSeed, type Iteration } from './workload.js';
+import { Busy, now, send, StoreClient, Workload, WorkloadSeed, type Iteration, type SideOp } from './workload.js';
 
 export class WorkerConfig {
   constructor(
@@ -135,6 +136,7 @@ async function loop<Op extends string>(
   workload: Workload,
   pick: () => Op,
   iteration: (it: Iteration & { op: Op }) => Promise<void>,
+  pause: { min: number; max: number } = { min: 5, max: 25 },
 ): Promise<void> {
   while (!state.stopRequested) {
     state.iterations += 1;
@@ -142,11 +144,11 @@ async function loop<Op extends string>(
     try {
       await iteration(it);
       send({ type: 'op', op: it.op, outcome: 'ok' });
-      await workload.pause();
+      await workload.pause(pause.min, pause.max);
     } catch (error) {
       if (error instanceof Busy) {
         send({ type: 'op', op: it.op, outcome: 'busy' });
-        await workload.pause();
+        await workload.pause(pause.min, pause.max);
         continue;
       }
       const kind = kindOf(error);
@@ -231,13 +233,10 @@ async function main(): Promise<void> {
       () => workload.pickCounterOp(),
       (it) => workload.counter(it),
     );
-  const side = () =>
-    loop(
-      workload,
-      () => workload.pickSideOp(),
-      (it) => workload.side(it.op),
-    );
-  await Promise.all(config.style === 'coalesce' ? [counter(), counter(), side()] : [counter(), side()]);
+  const side = (pick: () => SideOp) => loop(workload, pick, (it) => workload.side(it.op));
+  const rw = () => side(() => workload.pickRwOp());
+  const semaphore = () => side(() => workload.pickSemaphoreOp());
+  await Promise.all([counter(), rw(), semaphore(), ...(config.style === 'coalesce' ? [counter()] : [])]);
   await finish(0);
 }
 

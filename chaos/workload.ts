@@ -37,12 +37,19 @@ export const COUNTER_OPS = {
 export type CounterOp = keyof typeof COUNTER_OPS;
 
 /**
- * The holds of the read/write lock and the semaphore, with their weights. `longRead` holds a
- * read lock for 0.7-2.5 s: a holder that sends nothing for a while (it pings), what the "cut
- * before a ping" fault aims at.
+ * The holds of the read/write lock, with their weights. `longRead` holds a read lock for 1-5 s,
+ * longer than some session timeouts, with writers queueing behind it; `quietRead` does the same
+ * and the worker's other loops start nothing meanwhile: a holder that sends nothing for a while
+ * (it pings). What the targeted faults (notify-cut, ping-cut) aim at.
  */
-export const SIDE_OPS = { read: 3, write: 1, lease: 3, tryLease: 1, longRead: 1 } as const;
+export const RW_OPS = { read: 2, write: 2, longRead: 1, quietRead: 1 } as const;
+/** The holds of the semaphore, with their weights (tryLease: only if a lease is free now). */
+export const SEMAPHORE_OPS = { lease: 3, tryLease: 1 } as const;
+export const SIDE_OPS = { ...RW_OPS, ...SEMAPHORE_OPS } as const;
 export type SideOp = keyof typeof SIDE_OPS;
+
+/** The operations that hold a lock for seconds (what the targeted faults prefer to hit). */
+export const LONG_HOLDS: ReadonlySet<string> = new Set(['longRead', 'quietRead', 'nested']);
 
 /** The operations for which "busy" is a lawful outcome (they need not ever get the lock). */
 export const MAY_BE_BUSY: ReadonlySet<string> = new Set(['tryAcquire', 'shortTimeout', 'tryLease']);
@@ -141,6 +148,8 @@ export class WorkloadSeed {
 export class Workload {
   private readonly prng: Prng;
   readonly beliefs = new Beliefs();
+  /** Until then (performance.now()), the loops start no new iteration (a `quietRead` holds). */
+  quietUntil = 0;
 
   constructor(
     private readonly locks: LockService,
@@ -154,8 +163,12 @@ export class Workload {
     return weighted(this.prng, COUNTER_OPS);
   }
 
-  pickSideOp(): SideOp {
-    return weighted(this.prng, SIDE_OPS);
+  pickRwOp(): SideOp {
+    return weighted(this.prng, RW_OPS);
+  }
+
+  pickSemaphoreOp(): SideOp {
+    return weighted(this.prng, SEMAPHORE_OPS);
   }
 
   /** One fenced read-modify-write of the counter by `op`; rejects with Busy when the lock was (meant to be found) busy. */
@@ -203,15 +216,16 @@ export class Workload {
         return;
       }
       case 'nested': {
-        // A write of the counter while holding a read lock: a holder that waits for another lock
-        // (what the "notification, then cut" fault aims at).
-        const read = await this.locks.acquireRead(PATHS.rw, options);
-        const endRead = this.beliefs.hold(PATHS.rw, 'read', read.fencingToken, read.signal, it.op);
+        // A write of the counter while holding the write lock of /chaos/rw: a holder that waits
+        // for another lock, with contenders behind it (what the "notification, then cut" fault
+        // aims at). Always in this order (rw, then the counter): no deadlock.
+        const outer = await this.locks.acquireWrite(PATHS.rw, options);
+        const endOuter = this.beliefs.hold(PATHS.rw, 'write', outer.fencingToken, outer.signal, it.op);
         try {
           await this.locks.withLock(PATHS.counter, (lock) => this.critical(lock, it), options);
         } finally {
-          endRead();
-          await read.release();
+          endOuter();
+          await outer.release();
         }
         return;
       }
@@ -223,24 +237,27 @@ export class Workload {
     const options = { timeout: LOCK_TIMEOUT };
     const leases = SEMAPHORE_LEASES;
     let taken: LockHandle | null;
-    if (op === 'read' || op === 'longRead') taken = await this.locks.acquireRead(PATHS.rw, options);
+    const reads = op === 'read' || op === 'longRead' || op === 'quietRead';
+    if (reads) taken = await this.locks.acquireRead(PATHS.rw, options);
     else if (op === 'write') taken = await this.locks.acquireWrite(PATHS.rw, options);
     else if (op === 'lease') taken = await this.locks.acquire(PATHS.semaphore, { ...options, leases });
     else taken = await this.locks.tryAcquire(PATHS.semaphore, { leases });
     if (!taken) throw new Busy('no lease free, as tryAcquire may find');
     const lock = taken;
-    const [path, mode]: [string, BeliefMode] =
-      op === 'read' || op === 'longRead'
-        ? [PATHS.rw, 'read']
-        : op === 'write'
-          ? [PATHS.rw, 'write']
-          : [PATHS.semaphore, 'lease'];
+    const [path, mode]: [string, BeliefMode] = reads
+      ? [PATHS.rw, 'read']
+      : op === 'write'
+        ? [PATHS.rw, 'write']
+        : [PATHS.semaphore, 'lease'];
     const end = this.beliefs.hold(path, mode, lock.fencingToken, lock.signal, op);
     try {
-      const ms = op === 'longRead' ? this.prng.between(700, 2_500) : this.prng.between(10, 60);
+      const long = op === 'longRead' || op === 'quietRead';
+      const ms = long ? this.prng.between(1_000, 5_000) : this.prng.between(10, 60);
+      if (op === 'quietRead') this.quietUntil = performance.now() + ms;
       await sleep(ms, undefined, { signal: lock.signal }).catch(() => undefined);
       lock.signal.throwIfAborted();
     } finally {
+      if (op === 'quietRead') this.quietUntil = 0;
       end();
       await lock.release();
     }
@@ -258,9 +275,10 @@ export class Workload {
     return from(this.critical(this.locks.current(PATHS.counter)!, it));
   }
 
-  /** A pause between iterations, so that the workers do not saturate 2 cores. */
-  pause(min = 5, max = 25): Promise<void> {
-    return sleep(this.prng.between(min, max));
+  /** A pause between iterations, so that the workers do not saturate 2 cores; and while a quietRead holds. */
+  async pause(min = 5, max = 25): Promise<void> {
+    await sleep(this.prng.between(min, max));
+    while (performance.now() < this.quietUntil) await sleep(this.quietUntil - performance.now());
   }
 
   /** A longer pause after an error (a NotConnectedError would otherwise spin). */
