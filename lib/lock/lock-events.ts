@@ -43,11 +43,84 @@ export interface LockGaveUpEvent extends LockEventBase {
   waitMs: number;
 }
 
+/** Why a scheduled job's tick did not run here (see `@OnOneInstance`, `@WithoutOverlapping`). */
+export type JobSkipReason =
+  /** Another instance holds the job (`@OnOneInstance`): known locally, no request. */
+  | 'not-leader'
+  /** A run of the job is still in progress on this instance (`@WithoutOverlapping`): no request. */
+  | 'running'
+  /** A run is in progress on another instance (`@WithoutOverlapping`: its lock was busy). */
+  | 'busy'
+  /** ZooKeeper could not be reached for the tick (an outage; logged as a warning). */
+  | 'unavailable'
+  /** The job's leadership ended between the tick and its run (its node was gone): the instance re-joins. */
+  | 'lost'
+  /** The application is shutting down. */
+  | 'stopping';
+
+/** A tick of a scheduled job was skipped on this instance; the call resolved `undefined`. */
+export interface JobSkippedEvent extends LockEventBase {
+  type: 'job-skipped';
+  /** `ClassName#method`. */
+  method: string;
+  reason: JobSkipReason;
+}
+
+/** A run of a scheduled job ended on this instance (the method returned, threw or rejected). */
+export interface JobRanEvent extends LockEventBase {
+  type: 'job-ran';
+  method: string;
+  /** The run's fencing token (it grows with every run and every new holder). */
+  fencingToken: bigint;
+  durationMs: number;
+  /** True when the method threw or rejected (its error went to the caller). */
+  failed: boolean;
+}
+
+/** An `@OnOneInstance` job moved to this instance (`here: true`) or away from it (`here: false`). */
+export interface JobMovedEvent extends LockEventBase {
+  type: 'job-moved';
+  method: string;
+  here: boolean;
+  /** Why it moved away (with `here: false`). */
+  reason?: LeadershipEndReason;
+}
+
+/** How a leadership term of this instance ended. */
+export type LeadershipEndReason =
+  /** The election node was lost (session expired or presumed lost, node deleted, revoked). */
+  | LockLostReason
+  /** The application shut down (or the election was left): the node was deleted, the next instance took over at once. */
+  | 'shutdown'
+  /** `onLeadershipAcquired` threw, or the leader's handle was released: this instance stepped down and re-joined at the back. */
+  | 'stepped-down';
+
+/** This instance became the leader of an election (`@LeaderElection`, `@OnOneInstance`, `LeadershipService.join`). */
+export interface LeadershipAcquiredEvent extends LockEventBase {
+  type: 'leadership-acquired';
+  node: string;
+  fencingToken: bigint;
+  /** From joining the election to becoming its leader. */
+  waitMs: number;
+}
+
+/** This instance's leadership ended (its `signal` aborted before this event). */
+export interface LeadershipLostEvent extends LockEventBase {
+  type: 'leadership-lost';
+  node: string;
+  holdMs: number;
+  reason: LeadershipEndReason;
+}
+
+/** The events of scheduled jobs and elections (also published on `node:diagnostics_channel`). */
+export type JobEvent = JobSkippedEvent | JobRanEvent | JobMovedEvent | LeadershipAcquiredEvent | LeadershipLostEvent;
+
 /**
  * What `LockService.events` emits, one per acquisition and one when it ends. Reentrant (nested)
  * acquisitions of a held lock emit nothing; with `coalesce`, every local holder is an acquisition.
+ * Scheduled jobs and elections add their own events ({@link JobEvent}).
  */
-export type LockEvent = LockAcquiredEvent | LockReleasedEvent | LockLostEvent | LockGaveUpEvent;
+export type LockEvent = LockAcquiredEvent | LockReleasedEvent | LockLostEvent | LockGaveUpEvent | JobEvent;
 
 /** One line for the debug log. */
 export function describeEvent(event: LockEvent): string {
@@ -59,6 +132,16 @@ export function describeEvent(event: LockEvent): string {
       return `released ${what} after holding it ${event.holdMs.toFixed(1)} ms`;
     case 'lost':
       return `LOST ${what} after holding it ${event.holdMs.toFixed(1)} ms: ${event.reason}`;
+    case 'job-skipped':
+      return `skipped a tick of ${event.method} (${event.path}): ${event.reason}`;
+    case 'job-ran':
+      return `ran ${event.method} (${event.path}) in ${event.durationMs.toFixed(1)} ms (token ${event.fencingToken})${event.failed ? ', failed' : ''}`;
+    case 'job-moved':
+      return `job ${event.method} (${event.path}) moved ${event.here ? 'here' : `away: ${event.reason}`}`;
+    case 'leadership-acquired':
+      return `leader of ${event.path} after ${event.waitMs.toFixed(1)} ms (token ${event.fencingToken})`;
+    case 'leadership-lost':
+      return `no longer leader of ${event.path} after ${event.holdMs.toFixed(1)} ms: ${event.reason}`;
     default:
       return `${event.type === 'timed-out' ? 'timed out waiting' : 'gave up waiting'} for ${what} after ${event.waitMs.toFixed(1)} ms`;
   }
