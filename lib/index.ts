@@ -1,4 +1,6 @@
 // The public API of zk-lock. Explicit named exports only; test/unit/public-api.test.ts pins the list.
+// First: fails at once if the other build (ESM / CommonJS) of this package is loaded too.
+import './dual-load-guard.js';
 export { ZkLockModule } from './zk-lock.module.js';
 export { MODULE_OPTIONS_TOKEN as ZK_LOCK_OPTIONS } from './zk-lock.module-definition.js';
 export { ZK_LOCK_RESOLVED_OPTIONS } from './zk-lock.constants.js';

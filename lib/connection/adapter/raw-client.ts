@@ -1,10 +1,18 @@
+// The declarations must come with this file into every program that compiles it (the sample's,
+// the fixtures'...), and an import would be emitted; the reference is not (declaration files drop it).
+// oxlint-disable-next-line typescript/triple-slash-reference
+/// <reference path="./node-zookeeper-client.d.ts" />
 /**
  * The parts of node-zookeeper-client (1.1.3) the adapter uses, typed here (the package ships no
  * types), and the protocol constants. The adapter folder is the only place that loads the client.
  */
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { createRequire } from 'node:module';
+// Default imports of a CommonJS package: module.exports in both builds (ESM and CommonJS, see
+// node-zookeeper-client.d.ts); the full file names are what ESM resolution needs (no "exports" there).
+import zkModule from 'node-zookeeper-client';
+import juteModule from 'node-zookeeper-client/lib/jute/index.js';
+import exceptions from 'node-zookeeper-client/lib/Exception.js';
 
 export interface RawStat {
   czxid: Buffer;
@@ -86,11 +94,9 @@ interface RawJute {
   };
 }
 
-// Loaded with require: the package is CommonJS and ships no types (the ones above are ours).
-const load = createRequire(import.meta.url);
-export const zk = load('node-zookeeper-client') as RawModule;
-export const jute = load('node-zookeeper-client/lib/jute') as RawJute;
-const exceptions = load('node-zookeeper-client/lib/Exception') as Record<string, unknown>;
+// The package is CommonJS and ships no types: the ones above are ours.
+export const zk = zkModule as RawModule;
+export const jute = juteModule as RawJute;
 
 /** Error codes the client knows; on any other code its reply parser throws (in its socket handler). */
 export const CLIENT_KNOWN_CODES: ReadonlySet<number> = new Set(
