@@ -6,16 +6,18 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { Interval, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { InvalidOptionsError, LockService, ZkConnectionService, ZkLockModule } from '../../lib/index.js';
-import { JOB_CHANNELS, LeadershipService, OnOneInstance, ZkJobsModule } from '../../lib/jobs/index.js';
+import { JOB_CHANNELS, LeadershipService, OnOneInstance } from '../../lib/jobs/index.js';
 import type { JobEvent, JobSkippedEvent } from '../../lib/lock/lock-events.js';
 import { useFileServer } from '../fixtures/file-server.js';
 import {
   ANYWHERE_PATH,
+  APP_NAME,
   ELECTION_PATHS,
   fireTick,
+  JOBS_IMPORTS,
   JobsLog,
   jobsAppModule,
   LEADER_PATH,
@@ -153,6 +155,22 @@ describe('@OnOneInstance', () => {
     expect(runsOf(all, 'sticky')).toEqual([]);
     expect(requests).toBe(0);
     expect(after - before - pings).toBe(0); // the server's own counter: nothing but pings
+
+    // A run costs: the node's data (first run of a term), the setData that gives its token, and
+    // the re-registration of the holder's own-node watch that the setData fired.
+    const byHolder: number[] = [];
+    for (let tick = 21; tick <= 23; tick += 1) {
+      let sent = 0;
+      const stop = holder.proxy!.onFrame((direction, frame) => {
+        if (direction === 'up' && !isPing(frame)) sent += 1;
+      });
+      await fireTick(holder.registry, holder.log, 'sticky', tick);
+      await waitFor(async () => (await watchCount(server)) === 3 * ELECTION_PATHS.length, { message: 'watch back' });
+      stop();
+      byHolder.push(sent);
+    }
+    console.log(`requests of the holder per run: ${byHolder.join(', ')} (first run of its term first)`);
+    expect(byHolder).toEqual([3, 2, 2]);
   });
 
   it('after a clean shutdown of the holder, the next tick runs on another instance (handover measured)', async () => {
@@ -244,7 +262,7 @@ describe('@OnOneInstance', () => {
       second(): void {}
     }
     @Module({
-      imports: [ZkLockModule.forRoot({ connectionString: server.connectString }), ZkJobsModule],
+      imports: [ZkLockModule.forRoot({ connectionString: server.connectString }), ...JOBS_IMPORTS],
       providers: [Twins],
     })
     class TwinsModule {}
@@ -257,6 +275,49 @@ describe('@OnOneInstance', () => {
     );
     expect(failed).toBeInstanceOf(InvalidOptionsError);
     expect((failed as Error).message).toMatch(/Twins#second.*\/jobs-test\/twins.*Twins#first/);
+  });
+});
+
+describe('next to @Interval (either order)', () => {
+  it('an interval job runs on one instance only', async () => {
+    const seen: string[] = [];
+    @Injectable()
+    class IntervalJobs {
+      constructor(private readonly log: JobsLog) {}
+
+      @Interval('below', 20)
+      @OnOneInstance('/jobs-test/interval-below')
+      below(): void {
+        seen.push(`below ${this.log.app}`);
+      }
+
+      @OnOneInstance('/jobs-test/interval-above')
+      @Interval('above', 20)
+      above(): void {
+        seen.push(`above ${this.log.app}`);
+      }
+    }
+    const apps = await Promise.all(
+      ['a', 'b'].map(async (name) => {
+        @Module({
+          imports: [
+            ZkLockModule.forRoot({ connectionString: server.connectString, sessionTimeout: 2_000 }),
+            ...JOBS_IMPORTS,
+            ScheduleModule.forRoot(),
+          ],
+          providers: [{ provide: APP_NAME, useValue: name }, JobsLog, IntervalJobs],
+        })
+        class IntervalModule {}
+        const app = await NestFactory.createApplicationContext(IntervalModule, { logger, abortOnError: false });
+        onTestFinished(() => app.close());
+        return app;
+      }),
+    );
+    await waitFor(() => ['below', 'above'].every((job) => seen.filter((s) => s.startsWith(job)).length >= 5), {
+      message: 'five runs of each',
+    });
+    await Promise.all(apps.map((app) => app.close()));
+    for (const job of ['below', 'above']) expect(new Set(seen.filter((s) => s.startsWith(job))).size).toBe(1);
   });
 });
 
