@@ -2,17 +2,30 @@ import { Module, type FactoryProvider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ZkConnectionService } from './connection/zk-connection.service.js';
 import { DistributedLockExplorer } from './declarative/lock-explorer.js';
+import { InvalidOptionsError } from './errors/invalid-options.error.js';
 import { LockRunner } from './declarative/lock-runner.js';
 import { LockService } from './lock/lock.service.js';
 import { ZK_LOCK_RESOLVED_OPTIONS } from './zk-lock.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './zk-lock.module-definition.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from './zk-lock.options.js';
 
-/** The options after defaults and validation, resolved once (a bad option fails the start-up here). */
+/**
+ * The options after defaults and validation, resolved once (a bad option fails the start-up here).
+ * The bare class imported without forRoot has none: said so, instead of Nest's unresolved token.
+ */
 const resolvedOptions: FactoryProvider<ResolvedZkLockOptions> = {
   provide: ZK_LOCK_RESOLVED_OPTIONS,
-  inject: [MODULE_OPTIONS_TOKEN],
-  useFactory: (options: ZkLockOptions) => resolveOptions(options),
+  inject: [{ token: MODULE_OPTIONS_TOKEN, optional: true }],
+  useFactory: (options: ZkLockOptions | undefined) => {
+    if (options === undefined) {
+      throw new InvalidOptionsError(
+        'ZkLockModule',
+        undefined,
+        'import ZkLockModule.forRoot({ connectionString }) (or forRootAsync()), not the bare ZkLockModule class',
+      );
+    }
+    return resolveOptions(options);
+  },
 };
 
 /**

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { BehaviorSubject, defer, of, type Observable } from 'rxjs';
 import { ZkConnectError } from '../errors/connect.error.js';
 import { NotConnectedError } from '../errors/not-connected.error.js';
@@ -6,6 +6,7 @@ import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import { ZK_LOCK_RESOLVED_OPTIONS } from '../zk-lock.constants.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
 import { timerAt, type DeadlineTimer } from './adapter/timers.js';
+import { ConnectionLog } from './connection-log.js';
 import { PRESUMED_EXPIRY, presumedLossAt, Session, SessionWaiters } from './session.js';
 import { ZooKeeperClientAdapter, type AdapterEvent } from './zookeeper-client.adapter.js';
 import type { NodeStat, SessionEndReason, WatchRegistration, ZkCreateMode, ZkPort, ZkSession } from './zk-port.js';
@@ -46,7 +47,7 @@ export interface ZkConnectionEvent {
 @Injectable()
 export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationShutdown {
   readonly options: ResolvedZkLockOptions;
-  private readonly logger = new Logger(ZkConnectionService.name);
+  private readonly log = new ConnectionLog(ZkConnectionService.name);
   private readonly events = new BehaviorSubject<ZkConnectionEvent>({ state: 'idle' });
   private adapter: ZooKeeperClientAdapter | undefined;
   private session: Session | undefined;
@@ -238,8 +239,9 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
       await Promise.race([
         this.waitForSession(deadline.signal),
         new Promise<never>((_, reject) => {
-          const error = new ZkConnectError(connectionString, connectTimeout, 'no server answered');
-          timer = timerAt(performance.now() + connectTimeout, () => reject(error), false);
+          const fail = () =>
+            reject(new ZkConnectError(connectionString, connectTimeout, this.adapter?.connectFailure()));
+          timer = timerAt(performance.now() + connectTimeout, fail, false);
         }),
       ]);
     } catch (error) {
@@ -279,7 +281,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
       case 'connected': {
         const sessionId = event.sessionId.toString(16).padStart(16, '0');
         if (this.session?.id === event.sessionId) {
-          this.logger.debug(`Reconnected to ZooKeeper, session 0x${sessionId} survives`);
+          this.log.recovered(`Reconnected to ZooKeeper, session 0x${sessionId} survives: held locks are still ours`);
           this.events.next({ state: 'connected', sessionId, newSession: false });
           return;
         }
@@ -287,7 +289,11 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         const session = new Session(event.sessionId, event.timeout);
         this.session = session;
         this.sessionCount += 1;
-        this.logger.debug(`Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`);
+        this.log.recovered(
+          this.sessionCount > 1
+            ? `New ZooKeeper session 0x${sessionId} at ${this.options.connectionString}: locks can be taken again`
+            : `Connected to ZooKeeper at ${this.options.connectionString}, session 0x${sessionId}`,
+        );
         this.events.next({ state: 'connected', sessionId, newSession: this.sessionCount > 1 });
         this.armPresumption(adapter, session);
         this.sessionWaiters.resolveAll(session);
@@ -297,18 +303,25 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         const session = this.session;
         if (!session) return;
         const left = presumedLossAt(session, adapter.lastAcknowledgedSend) - performance.now();
-        this.logger.warn(
+        this.log.problem(
           `Disconnected from ZooKeeper; held locks are presumed lost in ${Math.max(0, Math.round(left))} ms unless reconnected`,
         );
         this.events.next({ state: 'suspended' });
         return;
       }
+      case 'refused': {
+        const until = this.sessionCount === 0 ? ` until connectTimeout (${this.options.connectTimeout} ms)` : '';
+        this.log.problem(
+          `Every ZooKeeper server refused the connection: nothing listens at ${event.servers.join(', ')}; retrying${until}`,
+        );
+        return;
+      }
       case 'expired':
-        this.logger.warn('ZooKeeper session expired: its locks are lost; starting a new session');
+        this.log.problem('ZooKeeper session expired: its locks are lost; starting a new session');
         this.replaceSession('session-expired');
         return;
       case 'auth-failed':
-        this.logger.error('ZooKeeper authentication failed: check the auth option');
+        this.log.error('ZooKeeper authentication failed: check the auth option');
         this.closing ??= this.shutdown(new NotConnectedError('ZooKeeper authentication failed: check the auth option'));
         return;
     }
@@ -334,7 +347,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   }
 
   private presumeLost(): void {
-    this.logger.warn(
+    this.log.problem(
       `No answer from ZooKeeper for ${PRESUMED_EXPIRY * 100}% of the session timeout: presuming the session expired`,
     );
     this.replaceSession('connection-lost');

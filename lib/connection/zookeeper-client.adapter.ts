@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { ZkAclEntry, ZkAuth } from '../zk-lock.options.js';
+import { ConnectAttempts } from './adapter/connect-attempts.js';
 import { createContainerRequest } from './adapter/packets.js';
 import { PathWatches } from './adapter/watches.js';
 import { zk, type Callback, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
@@ -24,7 +25,9 @@ export type AdapterEvent =
   | { type: 'connected'; sessionId: bigint; timeout: number }
   | { type: 'disconnected' }
   | { type: 'expired' }
-  | { type: 'auth-failed' };
+  | { type: 'auth-failed' }
+  /** Without a session, every server refused the connection (nothing listens there); once until connected. */
+  | { type: 'refused'; servers: string[] };
 
 export interface AdapterOptions {
   connectionString: string;
@@ -47,6 +50,8 @@ export class ZooKeeperClientAdapter {
   /** Pings, and drops a socket whose server stopped answering (see heartbeat.ts). */
   private readonly heartbeat: Heartbeat;
   private closed = false;
+  /** How the connection attempts end while there is no session (the client swallows socket errors). */
+  private readonly attempts: ConnectAttempts;
   /** False once the server said it has no containers: lock directories are persistent then. */
   private containers = true;
   private connected = false;
@@ -74,6 +79,11 @@ export class ZooKeeperClientAdapter {
     );
     for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
     this.wire = new Wire(this.client.connectionManager);
+    this.attempts = new ConnectAttempts(
+      this.client.connectionManager,
+      () => this.connected || this.closed,
+      (servers) => this.emit({ type: 'refused', servers }),
+    );
     this.heartbeat = new Heartbeat(this.wire, this.client.connectionManager, () => this.client.getSessionTimeout());
     this.watches = new PathWatches(
       this.client.connectionManager,
@@ -140,6 +150,11 @@ export class ZooKeeperClientAdapter {
 
   isConnected(): boolean {
     return this.connected;
+  }
+
+  /** Why there is no session, from how the latest attempt at each server ended (for ZkConnectError). */
+  connectFailure(): string {
+    return this.attempts.failure();
   }
 
   /** `host:port` of the server this client's socket goes to (`[addr]:port` for IPv6), while connected. */
@@ -296,6 +311,7 @@ export class ZooKeeperClientAdapter {
   }
 
   private onConnected(): void {
+    this.attempts.reset();
     this.connected = true;
     this.heartbeat.start();
     this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });

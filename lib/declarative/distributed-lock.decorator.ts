@@ -2,7 +2,7 @@ import { SetMetadata, UseInterceptors } from '@nestjs/common';
 import { Observable, throwError } from 'rxjs';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { DISTRIBUTED_LOCK_METADATA } from '../zk-lock.constants.js';
-import { DistributedLockInterceptor } from './distributed-lock.interceptor.js';
+import { DistributedLockInterceptor, registerDecorated } from './distributed-lock.interceptor.js';
 import { isHandlerCallOf, outsideHandlerCall, runnerFor, type LockRunner } from './lock-runner.js';
 import { createLockSpec, type DistributedLockOptions, type LockCall, type LockTarget } from './lock-spec.js';
 
@@ -69,6 +69,7 @@ export function DistributedLock(path: LockTarget, options: DistributedLockOption
 
     SetMetadata(DISTRIBUTED_LOCK_METADATA, spec)(target, propertyKey, descriptor);
     UseInterceptors(DistributedLockInterceptor)(target, propertyKey, descriptor);
+    registerDecorated(target.constructor, method);
     return descriptor;
   };
 }

@@ -133,17 +133,23 @@ export function registerInstance(instance: object, runner: LockRunner): void {
 }
 
 /**
- * The runner for a call of a wrapped method: the one of the application that created `instance`,
- * else the only application alive in the process (request-scoped providers, `new`-made objects).
+ * The runner for a call of a wrapped method: the one of the application that created `instance`
+ * at bootstrap, else the only application alive in the process (objects made later: request-scoped
+ * and transient providers, lazily loaded modules, objects made with `new`).
  */
 export function runnerFor(instance: object, method: string): LockRunner {
   const runner = runners.get(instance);
   if (runner) return runner;
   if (activeRunners.size === 1) return activeRunners.values().next().value!;
+  const decorated = `${method} is decorated with @DistributedLock, but`;
   throw new NotConnectedError(
     activeRunners.size === 0
-      ? `${method} is decorated with @DistributedLock, but no application with ZkLockModule is running`
-      : `${method} is decorated with @DistributedLock, but its object was not created by one of the ${activeRunners.size} running applications; create it through Nest`,
+      ? `${decorated} no application with ZkLockModule is running: import ZkLockModule.forRoot() ` +
+          `(or forRootAsync()) in your root module, and call the method while the application runs`
+      : `${decorated} its object was not created by one of the ${activeRunners.size} running applications ` +
+          `at bootstrap (it is request-scoped or transient, or was made with new), so which one's locks it ` +
+          `should use is not known: get it from the application that should lock it (inject it, or app.get(...)) ` +
+          `as a singleton provider`,
   );
 }
 

@@ -120,12 +120,44 @@ function checkTarget(path: LockTarget, method: string): void {
   }
 }
 
-/** The lock path(s) of one call: static, `<path>/<encoded key>`, or a validated function result. */
+/**
+ * The lock path(s) of one call: static, `<path>/<encoded key>`, or a validated function result.
+ *
+ * A key or path function result of the wrong type (`undefined`, `null`, an object, `NaN`: e.g. a
+ * key that reads `request.params.orderId` on an `:id` route) is a bug in the app's code, not
+ * the client's input: an {@link InvalidOptionsError} naming the decorator, the method and the
+ * value (HTTP: a 500 that Nest logs). A string (or number key) the rules refuse (an empty key, a
+ * path with `..`) is input: an `InvalidLockPathError` (HTTP: 400).
+ */
 export function resolveLockPath(spec: LockSpec, call: LockCall): string | readonly string[] {
   if (typeof spec.path === 'function') {
     const target = spec.path(call);
-    return Array.isArray(target) ? lockOrder(target) : validateLockPath(target);
+    if (Array.isArray(target)) {
+      const wrong = target.findIndex((path) => typeof path !== 'string');
+      if (target.length === 0 || wrong >= 0) throw wrongResult(spec, 'path', wrong >= 0 ? target[wrong] : target);
+      return lockOrder(target);
+    }
+    if (typeof target !== 'string') throw wrongResult(spec, 'path', target);
+    return validateLockPath(target);
   }
   if (typeof spec.path !== 'string') return spec.path;
-  return spec.key ? lockPathFor(spec.path, spec.key(call)) : spec.path;
+  if (!spec.key) return spec.path;
+  const key = spec.key(call);
+  if (typeof key !== 'string' && !(typeof key === 'number' && Number.isFinite(key))) {
+    throw wrongResult(spec, 'key', key);
+  }
+  return lockPathFor(spec.path, key);
+}
+
+function wrongResult(spec: LockSpec, option: 'key' | 'path', value: unknown): InvalidOptionsError {
+  const returns =
+    option === 'key'
+      ? 'must return a string or a finite number'
+      : 'must return a lock path string or a non-empty array of them';
+  return new InvalidOptionsError(
+    `@DistributedLock ${option} of ${spec.method}`,
+    value,
+    `the ${option} function ${returns}: a bug in the app's code, not the client's input ` +
+      `(does it read a request parameter, body field or argument that is not there?)`,
+  );
 }
