@@ -47,3 +47,26 @@ export {
   ZooKeeperError,
   type ZkErrorCode,
 } from './errors/index.js';
+export type {
+  JobEvent,
+  JobSkippedEvent,
+  JobRanEvent,
+  JobMovedEvent,
+  JobSkipReason,
+  LeadershipAcquiredEvent,
+  LeadershipLostEvent,
+  LeadershipEndReason,
+} from './lock/lock-events.js';
+export {
+  OnOneInstance,
+  WithoutOverlapping,
+  type OnOneInstanceOptions,
+  LeaderElection,
+  type OnLeadershipAcquired,
+  type OnLeadershipLost,
+  LeadershipService,
+  type LeadershipChange,
+  type ElectionHooks,
+  JOB_CHANNELS,
+  DEFAULT_JOBS_PATH,
+} from './jobs/index.js';

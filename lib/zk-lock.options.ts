@@ -7,6 +7,7 @@
  */
 import { InvalidOptionsError } from './errors/invalid-options.error.js';
 import { InvalidLockPathError } from './errors/invalid-lock-path.error.js';
+import { DEFAULT_JOBS_PATH } from './jobs/jobs-path.js';
 import { validateLockPath } from './lock/lock-path.js';
 
 /** Credentials added to the session: `digest` with `user:password`, as ZooKeeper's addAuth takes them. */
@@ -114,6 +115,13 @@ export interface ZkLockOptions {
    * @default false
    */
   logEvents?: boolean;
+  /**
+   * Parent of the default paths of scheduled jobs and elections: `@OnOneInstance()` and
+   * `@WithoutOverlapping()` without a path use `<jobsPath>/<Class>.<method>`, `@LeaderElection()`
+   * `<jobsPath>/<Class>`.
+   * @default "/zk-lock/jobs"
+   */
+  jobsPath?: string;
 }
 
 /** A class for `forRootAsync({ useClass })` / `useExisting`. */
@@ -200,6 +208,16 @@ export const OPTION_RULES = {
   },
   lazyConnect: { default: false, resolve: flag },
   logEvents: { default: false, resolve: flag },
+  jobsPath: {
+    default: DEFAULT_JOBS_PATH,
+    resolve: (value: unknown, option: string): string => {
+      try {
+        return validateLockPath(value, option);
+      } catch (error) {
+        throw new InvalidOptionsError(option, value, (error as InvalidLockPathError).rule);
+      }
+    },
+  },
 } satisfies RulesOf<ZkLockOptions>;
 
 /** Options after defaults and validation: what the services read. Frozen. */

@@ -18,6 +18,10 @@ bash scripts/zookeeper.sh ensure
 CHECKS=(
   "no-exclusion|test/integration/lock.test.ts|16 sessions x 50 acquisitions"
   "no-exclusion|test/integration/contract.test.ts|excludes: while one holds"
+  "no-exclusion|test/e2e/jobs-apps.test.ts|every tick runs exactly once, always on the same instance while it lives"
+  "no-exclusion|test/e2e/jobs-apps.test.ts|exactly one leader among three"
+  "no-exclusion|test/integration/jobs-processes.test.ts|every tick runs once, on the holder"
+  "no-exclusion|test/integration/jobs-processes.test.ts|leadership: exactly one leader"
   "no-exclusion|test/integration/processes.test.ts|never hold the lock at the same time"
   "no-exclusion|test/integration/processes.test.ts|never run the same locked route at the same time"
   "no-exclusion|test/e2e/declarative-http.test.ts|two apps (two sessions) never run the locked handler at the same time"

@@ -6,7 +6,7 @@ import { LockTimeoutError } from '../errors/lock-timeout.error.js';
 import { lockOrder, type AcquireOptions } from './acquire-options.js';
 import { LockAcquirer } from './acquisition.js';
 import { anyHeldInContext, innermostInContext, runWithLock } from './lock-context.js';
-import { LockEventStream, type LockEvent } from './lock-events.js';
+import { LockEventStream, type JobEvent, type LockEvent } from './lock-events.js';
 import type { LockHandle } from './lock-handle.js';
 import { inspectLock, requestRelease, type LockInfo } from './lock-inspection.js';
 import { validateLockPath } from './lock-path.js';
@@ -168,6 +168,14 @@ export class LockService implements BeforeApplicationShutdown {
    */
   requestRelease(path: string): Promise<number> {
     return requestRelease(this.connection, path);
+  }
+
+  /**
+   * Internal (scheduled jobs and elections, lib/jobs): puts their events on {@link events} (and
+   * the debug log with `logEvents`), when someone listens.
+   */
+  publish(event: JobEvent): void {
+    if (this.stream.observed()) this.stream.emit(event);
   }
 
   /**

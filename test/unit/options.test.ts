@@ -87,6 +87,7 @@ describe('resolveOptions: defaults', () => {
         'connectTimeout',
         'connectionString',
         'heldLockWatchDelay',
+        'jobsPath',
         'lazyConnect',
         'lockTimeout',
         'logEvents',
@@ -112,6 +113,7 @@ describe('resolveOptions: defaults', () => {
       auth: [],
       lazyConnect: false,
       logEvents: false,
+      jobsPath: '/zk-lock/jobs',
     });
     expect(DEFAULT_COALESCE).toEqual({ maxHandoffs: 32, maxHoldMs: 100 });
   });
@@ -744,5 +746,16 @@ describe('resolveOptions: other options', () => {
         invalidOption('logEvents', shown, 'must be true or false'),
       );
     });
+  });
+});
+
+describe('jobsPath', () => {
+  it('defaults to /zk-lock/jobs and takes a valid lock path', () => {
+    expect(resolveRaw(BASE).jobsPath).toBe('/zk-lock/jobs');
+    expect(resolveRaw({ ...BASE, jobsPath: '/custom/jobs' }).jobsPath).toBe('/custom/jobs');
+  });
+
+  it.each([['relative/jobs'], ['/trailing/'], [42]])('refuses %j, naming the option', (value) => {
+    expect(optionErrorOf(() => resolveRaw({ ...BASE, jobsPath: value }))).toMatchObject({ option: 'jobsPath' });
   });
 });
