@@ -11,7 +11,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LockLostError, LockService, ZkConnectionService } from '../../lib/index.js';
+import { Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import {
+  DistributedLock,
+  LockLostError,
+  LockService,
+  ZK_LOCK_OPTIONS,
+  ZkConnectionService,
+  ZkLockModule,
+} from '../../lib/index.js';
 import {
   expireSession,
   fourLetter,
@@ -89,6 +98,42 @@ describe('expireSession on a real server', () => {
     const idle = new ZkConnectionService({ connectionString: server.connectString, lazyConnect: true });
     connections.push(idle);
     await expect(expireSession(idle)).rejects.toThrow(/no session/);
+  });
+});
+
+@Injectable()
+class NightlyReport {
+  constructor(readonly locks: LockService) {}
+
+  @DistributedLock('/locks/kit-nightly')
+  async run(): Promise<bigint> {
+    return this.locks.current()!.fencingToken;
+  }
+}
+
+@Module({
+  imports: [ZkLockModule.forRoot({ connectionString: 'zk1.example:2181,zk2.example:2181' })],
+  providers: [NightlyReport],
+})
+class NightlyModule {}
+
+describe("an application's e2e test on a kit server (the README's example)", () => {
+  it('overrideProvider(ZK_LOCK_OPTIONS) points the application at the server', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [NightlyModule] })
+      .overrideProvider(ZK_LOCK_OPTIONS)
+      .useValue({ connectionString: server.connectString, sessionTimeout: 4_000 })
+      .compile();
+    await moduleRef.init();
+    try {
+      expect(moduleRef.get(ZkConnectionService).serverAddress()).toBe(server.connectString);
+      const [first, second] = await Promise.all([
+        moduleRef.get(NightlyReport).run(),
+        moduleRef.get(NightlyReport).run(),
+      ]);
+      expect(first).not.toBe(second);
+    } finally {
+      await moduleRef.close();
+    }
   });
 });
 

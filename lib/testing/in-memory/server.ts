@@ -67,8 +67,8 @@ export class ServerCore {
 
   openSession(peer: Peer, timeout: number, endpoint: Endpoint): { id: bigint; password: Buffer } {
     this.nextSession += 1n;
-    // Like a real server's ids: a server id in the top byte, then a counter.
-    const id = (1n << 56n) | (BigInt(Date.now() & 0xffffff) << 24n) | this.nextSession;
+    // Like a real server's ids: a server id in the top byte, some random bits, then a counter.
+    const id = (1n << 56n) | (BigInt(randomBytes(3).readUIntBE(0, 3)) << 24n) | this.nextSession;
     const password = randomBytes(16);
     this.tree.tick(); // (a session's creation is a transaction of its own on a real server)
     this.sessions.set(id, {
