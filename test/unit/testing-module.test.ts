@@ -11,7 +11,15 @@ import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminu
 import { Test, type TestingModule } from '@nestjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ZkHealthIndicator } from '../../lib/health/index.js';
-import { DistributedLock, LockLostError, LockService, ZkConnectionService, ZkLockModule } from '../../lib/index.js';
+import {
+  DistributedLock,
+  LockLostError,
+  LockService,
+  OnOneInstance,
+  ZkConnectionService,
+  ZkLockModule,
+} from '../../lib/index.js';
+import { LeadershipService, ZkJobsModule } from '../../lib/jobs/index.js';
 import {
   expireSession,
   InMemoryZkConnection,
@@ -116,6 +124,43 @@ describe('ZkLockTestingModule', () => {
     );
     expect(inside).toMatchObject({ max: 1, runs: 20 });
     expect(zk.sessionCount).toBe(2);
+  });
+});
+
+@Injectable()
+class NightlyJobs {
+  runs = 0;
+
+  @OnOneInstance('/jobs/nightly')
+  async send(): Promise<string> {
+    this.runs += 1;
+    return 'sent';
+  }
+}
+
+describe('scheduled jobs on the stand-in', () => {
+  it('@OnOneInstance: one of two applications runs the job; when its session expires, the other takes over', async () => {
+    const zk = new InMemoryZooKeeper();
+    const app = async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [ZkLockTestingModule.forRoot({ zooKeeper: zk }), ZkJobsModule],
+        providers: [NightlyJobs],
+      }).compile();
+      modules.push(moduleRef);
+      await moduleRef.init();
+      return moduleRef;
+    };
+    const [a, b] = [await app(), await app()];
+    const leads = (moduleRef: TestingModule) => moduleRef.get(LeadershipService).isLeader('/jobs/nightly');
+    await waitFor(() => leads(a) || leads(b), { message: 'a holder' });
+    const [holder, other] = leads(a) ? [a, b] : [b, a];
+    expect(await holder.get(NightlyJobs).send()).toBe('sent');
+    expect(await other.get(NightlyJobs).send()).toBeUndefined(); // skipped: not the holder
+
+    await expireSession(holder.get(ZkConnectionService));
+    await waitFor(() => leads(other), { message: 'the other application holds the job' });
+    expect(await other.get(NightlyJobs).send()).toBe('sent');
+    expect([holder.get(NightlyJobs).runs, other.get(NightlyJobs).runs]).toEqual([1, 1]);
   });
 });
 
