@@ -9,6 +9,7 @@
  */
 import 'reflect-metadata';
 import {
+  BadRequestException,
   Controller,
   Get,
   Module,
@@ -73,11 +74,24 @@ class OrdersController {
     return 'charged';
   }
 
+  /** Missing input answered 400 by the key function itself (it runs before pipes). */
+  @Post('checked')
+  @DistributedLock('/locks/errors-http/orders', {
+    key: ({ request }) => (request as { query: Record<string, string> }).query.id ?? badRequest('id is required'),
+  })
+  async checked(): Promise<string> {
+    return 'charged';
+  }
+
   @Get('busy')
   @DistributedLock(BUSY, { timeout: 200 })
   async busy(): Promise<string> {
     return 'ran';
   }
+}
+
+function badRequest(message: string): never {
+  throw new BadRequestException(message);
 }
 
 /** Routes that lock by hand: their errors reach ZkLockExceptionFilter (when registered). */
@@ -194,6 +208,15 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
       const { url, errors } = await startApp(platform, 'useGlobalFilters');
       expect((await answer(`${url}/orders/42/charge`, 'POST')).status).toBe(500);
       expect(errors).toEqual([expect.stringContaining('@DistributedLock key of OrdersController#charge = undefined')]);
+    });
+
+    it('a key function that throws an HTTP exception for missing input answers with it', async () => {
+      const { url, errors } = await startApp(platform, 'none');
+      const { status, body } = await answer(`${url}/orders/checked`, 'POST');
+      expect(status).toBe(400);
+      expect((body as { message: string }).message).toBe('id is required');
+      expect((await answer(`${url}/orders/checked?id=7`, 'POST')).status).toBe(201);
+      expect(errors).toEqual([]);
     });
 
     it('a key the encoder refuses (empty: the client sent ?id=) answers 400 and logs nothing', async () => {
