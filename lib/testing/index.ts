@@ -4,6 +4,7 @@
 //    TcpProxy to cut connections, four letter words.
 //  - Both: expireSession(connection), waitFor.
 // Explicit named exports only.
+import '../dual-load-guard.js';
 export { InMemoryZooKeeper, IN_MEMORY_CONNECTION_STRING } from './in-memory/server.js';
 export { InMemoryZkConnection } from './in-memory/connection.js';
 export {

@@ -388,26 +388,15 @@ describe('no stray ZooKeeper processes', () => {
   }, 60_000);
 
   it('a SIGKILLed test process leaves no JVM and no temp dir behind', async () => {
-    // Run the harness in a child node process (compiled to JS: node 20 cannot run TS), then SIGKILL it.
+    // Run the harness (the testing kit, built into dist/ by the global setup) in a child node process, then SIGKILL it.
     const repo = fileURLToPath(new URL('../../', import.meta.url));
-    const support = path.join(repo, 'test', 'support');
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-harness-'));
     try {
-      const tsc = path.join(repo, 'node_modules', '.bin', 'tsc');
-      const options = ['--ignoreConfig', '--outDir', out, '--rootDir', support, '--skipLibCheck', '--types', 'node'];
-      execFileSync(
-        tsc,
-        [...options, '--module', 'nodenext', '--target', 'es2022', path.join(support, 'zookeeper.ts')],
-        {
-          cwd: repo,
-          stdio: 'pipe',
-        },
-      );
       fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
       // One running server, one stopped (killed, not disposed) server.
       fs.writeFileSync(
         path.join(out, 'child.js'),
-        `import { startZooKeeper } from './zookeeper.js';
+        `import { startZooKeeper } from ${JSON.stringify(path.join(repo, 'dist', 'testing', 'index.js'))};
 const running = await startZooKeeper();
 const stopped = await startZooKeeper();
 await stopped.kill();
