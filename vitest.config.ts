@@ -5,7 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     // Fails the test during which an unhandled rejection or uncaught exception happens, naming it.
-    setupFiles: ['test/setup/tripwire.ts'],
+    setupFiles: ['test/setup/tripwire.ts', 'test/setup/quiet-logs.ts'],
     // Integration suites start their own ZooKeeper servers; a few files at a time on 2 cores.
     pool: 'forks',
     maxWorkers: 3,

@@ -15,7 +15,7 @@ export class BenchController {
 
   @Get('locked')
   @DistributedLock(HTTP_LOCK_PATH)
-  locked(): { served: number } {
+  async locked(): Promise<{ served: number }> {
     return { served: ++this.served };
   }
 

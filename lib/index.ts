@@ -32,6 +32,7 @@ export { DistributedLock } from './declarative/distributed-lock.decorator.js';
 export { DistributedLockInterceptor } from './declarative/distributed-lock.interceptor.js';
 export { CurrentLock } from './declarative/current-lock.decorator.js';
 export { LockBusyException } from './declarative/lock-busy.exception.js';
+export { ZkLockExceptionFilter } from './declarative/zk-lock-exception.filter.js';
 export type { DistributedLockOptions, LockCall, LockTarget } from './declarative/lock-spec.js';
 export {
   ZkLockError,

@@ -4,6 +4,8 @@ import { ZkConnectionService } from './connection/zk-connection.service.js';
 import { DistributedLockExplorer } from './declarative/lock-explorer.js';
 import { InvalidOptionsError } from './errors/invalid-options.error.js';
 import { LockRunner } from './declarative/lock-runner.js';
+import { JOBS_PROVIDERS } from './jobs/zk-jobs.module.js';
+import { LeadershipService } from './jobs/leadership.service.js';
 import { LockService } from './lock/lock.service.js';
 import { ZK_LOCK_RESOLVED_OPTIONS } from './zk-lock.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './zk-lock.module-definition.js';
@@ -38,7 +40,14 @@ const resolvedOptions: FactoryProvider<ResolvedZkLockOptions> = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [resolvedOptions, ZkConnectionService, LockService, LockRunner, DistributedLockExplorer],
-  exports: [ZK_LOCK_RESOLVED_OPTIONS, ZkConnectionService, LockService, LockRunner],
+  providers: [
+    resolvedOptions,
+    ZkConnectionService,
+    LockService,
+    LockRunner,
+    DistributedLockExplorer,
+    ...JOBS_PROVIDERS,
+  ],
+  exports: [ZK_LOCK_RESOLVED_OPTIONS, ZkConnectionService, LockService, LockRunner, LeadershipService],
 })
 export class ZkLockModule extends ConfigurableModuleClass {}

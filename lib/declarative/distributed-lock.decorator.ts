@@ -1,5 +1,5 @@
 import { SetMetadata, UseInterceptors } from '@nestjs/common';
-import { Observable, throwError } from 'rxjs';
+import { isObservable, Observable, throwError } from 'rxjs';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { DISTRIBUTED_LOCK_METADATA } from '../zk-lock.constants.js';
 import { DistributedLockInterceptor, registerDecorated } from './distributed-lock.interceptor.js';
@@ -10,6 +10,21 @@ import { createLockSpec, type DistributedLockOptions, type LockCall, type LockTa
 const WRAPPED = Symbol('zk-lock.wrapped');
 
 /**
+ * A method `@DistributedLock` can decorate: one that returns a Promise or an Observable. The
+ * decorated method returns one whatever the original did (the lock is released when it settles
+ * or ends), so a synchronous method is refused by the compiler: declare it `async`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any arguments
+export type LockableMethod = (...args: any[]) => Promise<unknown> | Observable<unknown>;
+
+/** The method decorator `@DistributedLock(...)` returns: it accepts only a {@link LockableMethod}. */
+export type DistributedLockDecorator = <T extends LockableMethod>(
+  target: object,
+  propertyKey: string | symbol,
+  descriptor: TypedPropertyDescriptor<T>,
+) => TypedPropertyDescriptor<T>;
+
+/**
  * Runs the method only while this process holds the ZooKeeper lock `path`, and releases the lock
  * when the method finishes, however it finishes.
  *
@@ -18,6 +33,10 @@ const WRAPPED = Symbol('zk-lock.wrapped');
  * - On methods of any provider the method itself is wrapped (at decoration time, so other
  *   decorators such as `@Cron` or `@OnEvent` call the locked method); it returns a Promise, or an
  *   Observable when its declared return type is Observable.
+ *
+ * The method must be declared to return a Promise or an Observable (handlers too: mark them
+ * `async`); a synchronous one fails to compile, since the locked method could not return its value
+ * synchronously.
  *
  * `path` is a lock path, or a function of the call that returns one; `options.key` adds one
  * encoded segment from the call (safe for user input).
@@ -30,8 +49,12 @@ const WRAPPED = Symbol('zk-lock.wrapped');
  * \@DistributedLock('/locks/orders', { key: ({ request }) => request.params.id, timeout: 2_000 })
  * charge(@Param('id') id: string) { ... }
  */
-export function DistributedLock(path: LockTarget, options: DistributedLockOptions = {}): MethodDecorator {
-  return (target, propertyKey, descriptor) => {
+export function DistributedLock(path: LockTarget, options: DistributedLockOptions = {}): DistributedLockDecorator {
+  return <T extends LockableMethod>(
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: TypedPropertyDescriptor<T>,
+  ): TypedPropertyDescriptor<T> => {
     const method = `${(target as { constructor: { name: string } }).constructor.name}#${String(propertyKey)}`;
     const original: unknown = descriptor.value;
     if (typeof original !== 'function') {
@@ -57,7 +80,7 @@ export function DistributedLock(path: LockTarget, options: DistributedLockOption
       const call: LockCall = { args, instance: this, method };
       return returnsObservable
         ? runner.runObservable(spec, call, () => run.apply(this, args) as Observable<unknown>)
-        : runner.runPromise(spec, call, () => run.apply(this, args));
+        : runner.runPromise(spec, call, () => notAnObservable(run.apply(this, args), method));
     };
     // Keep what other decorators stored on the original, and its name.
     for (const key of Reflect.getMetadataKeys(run)) {
@@ -65,11 +88,26 @@ export function DistributedLock(path: LockTarget, options: DistributedLockOption
     }
     Object.defineProperty(locked, 'name', { value: run.name });
     Object.defineProperty(locked, WRAPPED, { value: true });
-    (descriptor as TypedPropertyDescriptor<unknown>).value = locked;
+    descriptor.value = locked as T;
 
     SetMetadata(DISTRIBUTED_LOCK_METADATA, spec)(target, propertyKey, descriptor);
     UseInterceptors(DistributedLockInterceptor)(target, propertyKey, descriptor);
     registerDecorated(target.constructor, method);
     return descriptor;
   };
+}
+
+/**
+ * A method whose declared return type did not reach the decorator as `Observable` (imported with
+ * `import type`, or declared as a union) but that returns one would run its Observable outside the
+ * lock (the lock is held for the call, not for the subscription): refuse it loudly instead.
+ */
+function notAnObservable(result: unknown, method: string): unknown {
+  if (!isObservable(result)) return result;
+  throw new InvalidOptionsError(
+    `@DistributedLock on ${method}`,
+    'an Observable',
+    "is returned, but the method's declared return type is not Observable as the decorator sees it " +
+      "(design:returntype): declare it `: Observable<...>` and import Observable as a value (import { Observable } from 'rxjs', not import type)",
+  );
 }

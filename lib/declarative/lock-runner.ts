@@ -36,6 +36,7 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
    */
   async runPromise<T>(spec: LockSpec, call: LockCall, body: () => T | Promise<T>): Promise<Awaited<T>> {
     const lock = await this.enter(spec, call);
+    if (lock === SKIPPED) return undefined as Awaited<T>;
     let result: Awaited<T>;
     try {
       result = await runWithLock(partsOf(lock), body);
@@ -90,7 +91,14 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
           if (!finished) finish(acquired, { error });
         }
       };
-      this.enter(spec, call, leaving.signal).then(run, (error: unknown) => subscriber.error(error));
+      this.enter(spec, call, leaving.signal).then(
+        (acquired) => {
+          if (acquired !== SKIPPED) return run(acquired);
+          subscriber.next(undefined as T); // (an HTTP handler answers its status with an empty body)
+          subscriber.complete();
+        },
+        (error: unknown) => subscriber.error(error),
+      );
       return () => {
         if (!lock) {
           leaving.abort(); // still waiting: stop the wait
@@ -102,7 +110,11 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  private async enter(spec: LockSpec, call: LockCall, signal?: AbortSignal): Promise<LockHandle | MultiLockHandle> {
+  private async enter(
+    spec: LockSpec,
+    call: LockCall,
+    signal?: AbortSignal,
+  ): Promise<LockHandle | MultiLockHandle | typeof SKIPPED> {
     const target = resolveLockPath(spec, call);
     const options = { ...spec.acquire, signal };
     try {
@@ -111,7 +123,11 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
         : await this.locks.acquireAll(target, options);
     } catch (error) {
       // onTimeout is for a busy lock only: an outage (ZkUnavailableError) stays what it is.
-      if (error instanceof LockTimeoutError && spec.onTimeout) throw spec.onTimeout(error, call);
+      if (error instanceof LockTimeoutError && spec.onTimeout !== undefined) {
+        if (spec.onTimeout !== 'skip') throw spec.onTimeout(error, call);
+        this.logger.debug(`${spec.method}: skipped, ${error.message}`);
+        return SKIPPED;
+      }
       throw error;
     }
   }
@@ -120,6 +136,9 @@ export class LockRunner implements OnModuleInit, OnApplicationShutdown {
     this.logger.warn(`${spec.method}: releasing its lock failed: ${String(failure)}`);
   }
 }
+
+/** What `enter` returns when the lock was busy and the spec says `onTimeout: 'skip'`. */
+const SKIPPED = Symbol('skipped');
 
 // ---- how a wrapped method finds its runner ----
 

@@ -44,9 +44,12 @@ export interface DistributedLockOptions extends DeclaredAcquireOptions {
   key?: (call: LockCall) => unknown;
   /**
    * What a wait timeout becomes, instead of the default (HTTP: 409 with a body naming the lock;
-   * elsewhere: the LockTimeoutError itself). Return the error to throw.
+   * elsewhere: the LockTimeoutError itself). Return the error to throw; or `'skip'`: the call
+   * resolves `undefined` without running the method (an Observable emits `undefined` and
+   * completes; an HTTP handler answers its usual status, 200 or 201 for POST or its `@HttpCode`,
+   * with an empty body), with one debug line. An outage is never skipped.
    */
-  onTimeout?: (error: LockTimeoutError, call: LockCall) => unknown;
+  onTimeout?: ((error: LockTimeoutError, call: LockCall) => unknown) | 'skip';
 }
 
 /** A lock path, or several (a multi-lock, taken all-or-nothing in sorted order), or a function of the call returning either. */
@@ -78,8 +81,12 @@ export function createLockSpec(path: LockTarget, options: DistributedLockOptions
       'needs a static path to put the key under',
     );
   }
-  if (options.onTimeout !== undefined && typeof options.onTimeout !== 'function') {
-    throw new InvalidOptionsError(`@DistributedLock onTimeout on ${method}`, options.onTimeout, 'must be a function');
+  if (options.onTimeout !== undefined && options.onTimeout !== 'skip' && typeof options.onTimeout !== 'function') {
+    throw new InvalidOptionsError(
+      `@DistributedLock onTimeout on ${method}`,
+      options.onTimeout,
+      'must be a function returning the error to throw, or "skip"',
+    );
   }
   return {
     path,

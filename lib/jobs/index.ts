@@ -4,4 +4,4 @@ export { LeaderElection, type OnLeadershipAcquired, type OnLeadershipLost } from
 export { LeadershipService, type LeadershipChange, type ElectionHooks } from './leadership.service.js';
 export { JOB_CHANNELS } from './job-events.js';
 export { DEFAULT_JOBS_PATH } from './jobs-path.js';
-export { JOBS_PROVIDERS, ZkJobsModule } from './zk-jobs.module.js';
+export { JOBS_PROVIDERS } from './zk-jobs.module.js';

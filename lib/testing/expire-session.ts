@@ -87,7 +87,7 @@ async function resumeAndClose(
     const event = await new Promise<AdapterEvent | 'timeout'>((resolve) => {
       const timer = setTimeout(() => resolve('timeout'), Math.max(1, deadline - performance.now()));
       adapter.onEvent((e) => {
-        if (e.type === 'disconnected') return;
+        if (e.type === 'disconnected' || e.type === 'refused') return;
         clearTimeout(timer);
         resolve(e);
       });

@@ -78,7 +78,7 @@ class DocumentService {
 class DocumentController {
   @Get()
   @DistributedLock('/locks/e2e/doc', { mode: 'read' })
-  get(@CurrentLock() lock: LockHandle): { kind: string } {
+  async get(@CurrentLock() lock: LockHandle): Promise<{ kind: string }> {
     return { kind: lock.kind };
   }
 }

@@ -17,7 +17,6 @@ import {
   APP_NAME,
   ELECTION_PATHS,
   fireTick,
-  JOBS_IMPORTS,
   JobsLog,
   jobsAppModule,
   LEADER_PATH,
@@ -262,7 +261,7 @@ describe('@OnOneInstance', () => {
       second(): void {}
     }
     @Module({
-      imports: [ZkLockModule.forRoot({ connectionString: server.connectString }), ...JOBS_IMPORTS],
+      imports: [ZkLockModule.forRoot({ connectionString: server.connectString })],
       providers: [Twins],
     })
     class TwinsModule {}
@@ -302,7 +301,6 @@ describe('next to @Interval (either order)', () => {
         @Module({
           imports: [
             ZkLockModule.forRoot({ connectionString: server.connectString, sessionTimeout: 2_000 }),
-            ...JOBS_IMPORTS,
             ScheduleModule.forRoot(),
           ],
           providers: [{ provide: APP_NAME, useValue: name }, JobsLog, IntervalJobs],

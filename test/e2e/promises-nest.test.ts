@@ -243,7 +243,7 @@ class FeatureService {
 class FeatureController {
   @Get()
   @DistributedLock('/locks/feature')
-  get(): string {
+  async get(): Promise<string> {
     return 'locked';
   }
 }
@@ -422,7 +422,7 @@ class SlowController {
 
   @Get('other/now')
   @DistributedLock('/locks/slow-other', { timeout: 300 })
-  other(): string {
+  async other(): Promise<string> {
     return 'done';
   }
 }

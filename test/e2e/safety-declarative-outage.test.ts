@@ -22,7 +22,7 @@ const AT_ONCE = 300; // one HTTP round trip on loopback, no ZooKeeper request
 class RoutesController {
   @Get('wait')
   @DistributedLock('/safety/route/wait', { timeout: T })
-  wait(): string {
+  async wait(): Promise<string> {
     return 'ok';
   }
 
@@ -31,13 +31,13 @@ class RoutesController {
     timeout: T,
     onTimeout: (error) => new ImATeapotException(`busy: ${error.path}`),
   })
-  teapot(): string {
+  async teapot(): Promise<string> {
     return 'ok';
   }
 
   @Get('now')
   @DistributedLock('/safety/route/now', { timeout: 0 })
-  now(): string {
+  async now(): Promise<string> {
     return 'ok';
   }
 }

@@ -148,7 +148,7 @@ describe('@DistributedLock', () => {
       class Twice {
         @DistributedLock('/a')
         @DistributedLock('/b')
-        m(): void {}
+        async m(): Promise<void> {}
       }
       return Twice;
     }).toThrow('is already applied to this method');

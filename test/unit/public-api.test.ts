@@ -27,6 +27,7 @@ describe('public API', () => {
       'ZkConnectError',
       'ZkConnectionService',
       'ZkLockError',
+      'ZkLockExceptionFilter',
       'ZkLockModule',
       'ZkUnavailableError',
       'ZooKeeperError',

@@ -19,7 +19,7 @@ import {
   ZkConnectionService,
   ZkLockModule,
 } from '../../lib/index.js';
-import { LeadershipService, ZkJobsModule } from '../../lib/jobs/index.js';
+import { LeadershipService } from '../../lib/jobs/index.js';
 import {
   expireSession,
   InMemoryZkConnection,
@@ -143,7 +143,7 @@ describe('scheduled jobs on the stand-in', () => {
     const zk = new InMemoryZooKeeper();
     const app = async () => {
       const moduleRef = await Test.createTestingModule({
-        imports: [ZkLockTestingModule.forRoot({ zooKeeper: zk }), ZkJobsModule],
+        imports: [ZkLockTestingModule.forRoot({ zooKeeper: zk })],
         providers: [NightlyJobs],
       }).compile();
       modules.push(moduleRef);
