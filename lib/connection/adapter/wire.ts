@@ -53,7 +53,18 @@ export class Wire {
   private connectSentAt = 0;
   private partial: Buffer | null = null;
 
-  constructor(private readonly manager: RawConnectionManager) {
+  /** Drops a socket whose server has not answered the connect request in time (see handshakeTimeout). */
+  private handshakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly manager: RawConnectionManager,
+    /**
+     * How long a server may take to answer the connect request before the socket is dropped and
+     * the next server tried (ms): the client has no such timeout (it stops its connect timer once
+     * TCP is up), so a server that accepts but never answers (a hung JVM) held it forever.
+     */
+    private readonly handshakeTimeout: number,
+  ) {
     this.hook();
   }
 
@@ -86,10 +97,17 @@ export class Wire {
     manager.onSocketConnected = () => {
       this.connectSentAt = performance.now();
       this.lastSend = this.connectSentAt;
+      clearTimeout(this.handshakeTimer);
+      const socket = manager.socket;
+      this.handshakeTimer = setTimeout(() => {
+        if (manager.socket === socket && manager.state === STATES.CONNECTING) this.drop();
+      }, this.handshakeTimeout);
+      this.handshakeTimer.unref();
       connected();
     };
     manager.onSocketData = (chunk: Buffer) => this.receive(chunk, parse);
     manager.onSocketClosed = (hadError: boolean) => {
+      clearTimeout(this.handshakeTimer);
       this.partial = null;
       this.waiting.clear();
       this.unkeyed = [];
@@ -123,6 +141,7 @@ export class Wire {
     if (this.manager.state === STATES.CONNECTING) {
       // The connect response: a positive timeout means the server took (or resumed) the session
       // on receiving our connect request.
+      clearTimeout(this.handshakeTimer);
       if (reply.length >= 12 && reply.readInt32BE(8) > 0) this.acknowledge(this.connectSentAt);
     } else if (reply.length >= REPLY_HEADER_BYTES) {
       const xid = reply.readInt32BE(4);
