@@ -73,6 +73,10 @@ export class Term {
   readonly work = new Set<Promise<unknown>>();
   /** The node's data, read at the first run, written back by each run (its setData gives the run's token). */
   nodeData: Buffer | undefined;
+  /** The node's data version after our last read or write: a run writes only over what it has seen. */
+  nodeVersion = -1;
+  /** The runs' token writes of this term, one at a time (each at the version the previous one left). */
+  tokenTurn: Promise<unknown> = Promise.resolve();
   /** Its beginning was told (events, changes, onLeadershipAcquired): its end will be too. */
   announced = false;
   private reason: LeadershipEndReason | undefined;

@@ -18,7 +18,7 @@ import { ZkUnavailableError } from '../errors/zk-unavailable.error.js';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import { runWithLock } from '../lock/lock-context.js';
 import type { JobSkipReason } from '../lock/lock-events.js';
-import type { LockHandle } from '../lock/lock-handle.js';
+import { REVOKE_MARKER, type LockHandle } from '../lock/lock-handle.js';
 import { fencingToken } from '../lock/lock-recipe.js';
 import { LockService } from '../lock/lock.service.js';
 import { DerivedLock } from './derived-lock.js';
@@ -40,6 +40,9 @@ export interface JobPaths {
 
 /** Server codes after which a tick's outcome is unknown or the server unreachable: the tick skips with a warning. */
 const UNAVAILABLE_CODES = ['CONNECTION_LOSS', 'OPERATION_TIMEOUT', 'SESSION_EXPIRED', 'CLOSED', 'THROTTLED'] as const;
+
+/** Writes of a run's token that find the node written by someone else, at most, before the tick fails. */
+const TOKEN_ATTEMPTS = 3;
 
 /** Returned instead of a lock when the tick was skipped. */
 const SKIPPED = Symbol('skipped');
@@ -108,15 +111,20 @@ export class JobRunner implements OnModuleInit, OnModuleDestroy, OnApplicationSh
       if (state !== 'connected') {
         return this.unavailable(spec, new ZkUnavailableError(path, state, 'no connected session for the tick'));
       }
-      let token: bigint;
+      let token: bigint | undefined;
       try {
         token = await this.runToken(term);
       } catch (error) {
         return this.tokenFailed(spec, path, term, error);
       }
-      if (!term.live()) return this.skip(spec, path, 'lost');
+      if (token === undefined || !term.live()) return this.skip(spec, path, 'lost');
       const extra = paths.overlap === undefined ? undefined : await this.takeLock(spec, paths.overlap);
       if (extra === SKIPPED) return undefined;
+      if (extra && !term.live()) {
+        // The job moved while we took the lock: no run with an aborted signal, after the hand-over.
+        await this.release(spec, paths.overlap!, extra);
+        return this.skip(spec, path, 'lost');
+      }
       const run = new DerivedLock(
         { path: term.path, node: term.node, stillHeld: () => term.live() },
         token,
@@ -146,12 +154,41 @@ export class JobRunner implements OnModuleInit, OnModuleDestroy, OnApplicationSh
    * The run's fencing token: a setData of our own election node (its data written back as it
    * is). Its mzxid is a new zxid, above the pzxid that granted us the node and below the next
    * holder's (whose granting listing follows the deletion of our node): `mzxid << 16` grows with
-   * every run and every holder. NO_NODE: the node is gone, so is the leadership.
+   * every run and every holder. NO_NODE: the node is gone, so is the leadership. `undefined`: the
+   * term ended meanwhile, or a release request is in the node.
+   *
+   * The write is conditional on the version we last saw, one at a time per term: a release
+   * request (`requestRelease` writes `__REVOKE__`) that lands before our write is never
+   * overwritten (the holder would miss it); BAD_VERSION reads the node again.
    */
-  private async runToken(term: Term): Promise<bigint> {
-    term.nodeData ??= (await this.connection.getData(term.node)).data;
-    const stat = await this.connection.setData(term.node, term.nodeData);
-    return fencingToken(stat.mzxid);
+  private runToken(term: Term): Promise<bigint | undefined> {
+    const turn = term.tokenTurn.then(() => this.writeToken(term));
+    term.tokenTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async writeToken(term: Term): Promise<bigint | undefined> {
+    for (let attempt = 1; ; attempt += 1) {
+      if (!term.live()) return undefined;
+      if (term.nodeData === undefined) {
+        const { data, stat } = await this.connection.getData(term.node);
+        term.nodeData = data;
+        term.nodeVersion = stat.version;
+      }
+      if (term.nodeData.equals(REVOKE_MARKER)) {
+        term.end('revoked'); // (the node's own watch would say so too)
+        return undefined;
+      }
+      try {
+        const stat = await this.connection.setData(term.node, term.nodeData, term.nodeVersion);
+        term.nodeVersion = stat.version;
+        return fencingToken(stat.mzxid);
+      } catch (error) {
+        // Written by someone else since we last looked: look again (a few times at most).
+        if (!ZooKeeperError.is(error, 'BAD_VERSION') || attempt === TOKEN_ATTEMPTS) throw error;
+        term.nodeData = undefined;
+      }
+    }
   }
 
   private tokenFailed(spec: JobSpec, path: string, term: Term, error: unknown): undefined {
@@ -201,11 +238,7 @@ export class JobRunner implements OnModuleInit, OnModuleDestroy, OnApplicationSh
     } finally {
       finish();
       const owned = handles.find((handle) => !(handle instanceof DerivedLock));
-      if (owned) {
-        await owned
-          .release()
-          .catch((failure: unknown) => this.logger.warn(`${spec.method}: releasing ${path}: ${String(failure)}`));
-      }
+      if (owned) await this.release(spec, owned.path, owned);
       this.events.publish('job-ran', () => ({
         type: 'job-ran',
         path,
@@ -217,6 +250,12 @@ export class JobRunner implements OnModuleInit, OnModuleDestroy, OnApplicationSh
         failed,
       }));
     }
+  }
+
+  private release(spec: JobSpec, path: string, lock: LockHandle): Promise<void> {
+    return lock
+      .release()
+      .catch((failure: unknown) => this.logger.warn(`${spec.method}: releasing ${path}: ${String(failure)}`));
   }
 
   /** One debug line and an event; the call resolves `undefined`. */

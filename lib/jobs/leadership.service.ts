@@ -24,6 +24,8 @@ export type { ElectionHooks, LeadershipChange } from './election.js';
 export class LeadershipService implements OnModuleDestroy {
   private readonly logger = new Logger('ZkJobs');
   private readonly elections = new Map<string, Election>();
+  /** Elections being left by hand ({@link leave}), until their node is gone. */
+  private readonly leaving = new Map<string, Promise<void>>();
   private readonly subject = new Subject<LeadershipChange>();
   private readonly context: ElectionContext;
   private started = false;
@@ -70,12 +72,19 @@ export class LeadershipService implements OnModuleDestroy {
     this.register(validateLockPath(path), `LeadershipService.join(${path})`, hooks);
   }
 
-  /** Leaves the election at `path` (its signal aborts, running work is waited for, then the node goes). */
+  /**
+   * Leaves the election at `path` (its signal aborts, running work is waited for, then the node
+   * goes). Resolves once the node is gone, also when called again while the first call goes on.
+   */
   async leave(path: string): Promise<void> {
     const election = this.elections.get(validateLockPath(path));
-    if (!election) return;
+    if (!election) return this.leaving.get(path);
     this.elections.delete(path);
-    await election.leave();
+    const left: Promise<void> = election.leave().finally(() => {
+      if (this.leaving.get(path) === left) this.leaving.delete(path);
+    });
+    this.leaving.set(path, left);
+    return left;
   }
 
   /**
@@ -124,7 +133,7 @@ export class LeadershipService implements OnModuleDestroy {
     this.stopped = true;
     const all = [...this.elections.values()];
     this.elections.clear();
-    await Promise.all(all.map((election) => election.leave()));
+    await Promise.all([...all.map((election) => election.leave()), ...this.leaving.values()]);
     this.subject.complete();
   }
 }
