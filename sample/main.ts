@@ -5,12 +5,15 @@
  *   npm run sample -- --workers 100 --lines 10
  *   npm run sample -- --no-lock        # the same without the lock: see the corruption it prevents
  *   npm run sample -- --http           # two HTTP app instances, a locked route, 200 requests
+ *   npm run sample -- --jobs           # three instances, a @Cron job on one of them, a leader; handovers
  *
  * Starts a local ZooKeeper for the run unless ZK_CONNECT is set; forks the workers
  * (sample/worker.ts), waits until all are connected, lets them all go at the same moment, shows
  * progress, checks the log (sample/verify.ts) and prints a summary. With --http, runs two app
- * instances and sends them the requests instead (sample/http-mode.ts). Exit status 0 when the
- * log verifies, 1 when not or when the run failed, 2 for bad arguments.
+ * instances and sends them the requests instead (sample/http-mode.ts); with --jobs, runs three
+ * instances of a scheduled job and a leader election, and kills and stops its holders
+ * (sample/jobs-mode.ts). Exit status 0 when the log (--jobs: the ticks) verifies, 1 when not or
+ * when the run failed, 2 for bad arguments.
  */
 import { execFileSync, fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +26,7 @@ import { startZooKeeper, type ZkServer } from '../test/support/zookeeper.js';
 import { parseSampleArgs, USAGE, UsageError, type SampleArgs } from './args.js';
 import { Fleet, lastOutput, type Member } from './fleet.js';
 import { runHttp } from './http-mode.js';
+import { runJobs } from './jobs-mode.js';
 import { ENV, isWorkerMessage, type GoMessage, type WorkerMessage } from './messages.js';
 import { elapsedText, megabytes, millis, percentile, Progress, say, sayVerdict, seconds, tail } from './report.js';
 import { verifyLog } from './verify.js';
@@ -293,6 +297,18 @@ async function runWorkers(args: SampleArgs, connect: string, log: string, shownL
   return result.ok && problems.length === 0 ? 0 : 1;
 }
 
+/** The jobs mode: three instances, a scheduled job and a leader election, two handovers. */
+async function mainJobs(): Promise<number> {
+  children = 'app instances';
+  say(
+    'zk-lock sample (jobs): 3 app instances (processes), a @Cron job every second under @OnOneInstance + ' +
+      '@WithoutOverlapping, and a @LeaderElection provider; the job holder is killed, the next one stopped',
+  );
+  const connect = await zooKeeper();
+  if (connect === undefined) return 1;
+  return runJobs(connect);
+}
+
 async function main(): Promise<number> {
   let args: SampleArgs;
   let log: string;
@@ -302,6 +318,7 @@ async function main(): Promise<number> {
       say(USAGE);
       return 0;
     }
+    if (args.jobs) return await failing(mainJobs());
     log = prepareLog(args.log);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -328,8 +345,13 @@ async function main(): Promise<number> {
 
   const connect = await zooKeeper();
   if (connect === undefined) return 1;
+  return failing(args.http ? runHttp(args, connect, log, shownLog) : runWorkers(args, connect, log, shownLog));
+}
+
+/** The run's exit status; a failed run says why and gives 1 (130 when interrupted). */
+async function failing(run: Promise<number>): Promise<number> {
   try {
-    return args.http ? await runHttp(args, connect, log, shownLog) : await runWorkers(args, connect, log, shownLog);
+    return await run;
   } catch (error) {
     if (interrupted) return shutdown(130);
     Progress.stopCurrent();

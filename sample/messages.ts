@@ -1,6 +1,7 @@
 /**
  * The IPC protocol between sample/main.ts (the parent) and the processes it forks: the workers
- * (sample/worker.ts) and, with --http, the app instances (sample/http-instance.ts).
+ * (sample/worker.ts), with --http the app instances (sample/http-instance.ts), and with --jobs
+ * the scheduled-jobs instances (sample/jobs-instance.ts).
  */
 
 /** Parent to worker: everybody is ready, start writing now (all workers race from the same moment). */
@@ -66,8 +67,78 @@ export function isInstanceMessage(value: unknown): value is InstanceMessage {
   return typeof value === 'object' && value !== null && INSTANCE_TYPES.has(String((value as { type?: unknown }).type));
 }
 
+// ---- --jobs: the scheduled-jobs instances ----
+// Instants are process.hrtime.bigint() as decimal strings: the machine's monotonic clock, the
+// same in every process, so the parent can subtract them from its own.
+
+/** Jobs instance to parent: its app is up (the elections are being joined). */
+export interface JobsReadyMessage {
+  type: 'jobs-ready';
+  /** The session timeout the server granted, in ms. */
+  sessionTimeoutMs: number;
+  /** From the instance's first line of code to ready, in ms. */
+  startupMs: number;
+}
+
+/** Jobs instance to parent: it ran a tick of the @Cron job. */
+export interface RanMessage {
+  type: 'ran';
+  /** The second the tick fired (Unix time, from cron's record of the firing): the tick's identity. */
+  second: number;
+  /** The run's fencing token (decimal). */
+  token: string;
+  /** When the run began (hrtime). */
+  at: string;
+}
+
+/** Jobs instance to parent: it now holds the job (its election), or no longer does. */
+export interface JobHolderMessage {
+  type: 'job-holder';
+  holds: boolean;
+  token: string;
+  at: string;
+  /** Why it let go (holds: false). */
+  reason?: string;
+}
+
+/** Jobs instance to parent: what its @LeaderElection provider was told. */
+export interface LeaderMessage {
+  /** onLeadershipAcquired; the leader's signal aborted (its belief ends); onLeadershipLost. */
+  type: 'leader-acquired' | 'leader-signal' | 'leader-lost';
+  token: string;
+  at: string;
+  reason?: string;
+}
+
+/** Jobs instance to parent: a warning or an error it logged. */
+export interface LogMessage {
+  type: 'log';
+  level: 'warn' | 'error' | 'fatal';
+  message: string;
+}
+
+export type JobsInstanceMessage =
+  JobsReadyMessage | RanMessage | JobHolderMessage | LeaderMessage | LogMessage | ErrorMessage;
+
+const JOBS_INSTANCE_TYPES = new Set([
+  'jobs-ready',
+  'ran',
+  'job-holder',
+  'leader-acquired',
+  'leader-signal',
+  'leader-lost',
+  'log',
+  'error',
+]);
+
+export function isJobsInstanceMessage(value: unknown): value is JobsInstanceMessage {
+  return (
+    typeof value === 'object' && value !== null && JOBS_INSTANCE_TYPES.has(String((value as { type?: unknown }).type))
+  );
+}
+
 /** Sends `message` to sample/main.js; rejects when the IPC channel is gone. */
-export function sendToParent(message: WorkerMessage | InstanceMessage): Promise<void> {
+export function sendToParent(message: WorkerMessage | InstanceMessage | JobsInstanceMessage): Promise<void> {
   return new Promise((resolve, reject) => {
     if (!process.send || !process.connected) {
       reject(new Error('the IPC channel to sample/main.js is closed'));

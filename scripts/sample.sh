@@ -6,6 +6,7 @@
 #   npm run sample -- --no-lock                   # the corruption the lock prevents
 #   npm run sample -- --http                      # 2 HTTP app instances, 200 requests to a locked route
 #   npm run sample -- --http --requests 1000 --concurrency 32
+#   npm run sample -- --jobs                      # 3 instances: a @Cron job on one of them, a leader, 2 handovers
 #   ZK_CONNECT=127.0.0.1:2181 npm run sample      # against your own ZooKeeper
 #
 # Sets up what is missing, builds sample/ (with the parts of lib/ and test/support/ it uses) into
