@@ -14,6 +14,7 @@ export const WORKLOADS = [
   'rw',
   'sem',
   'multi',
+  'leader',
 ] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
@@ -24,6 +25,8 @@ export const DEFAULTS = {
   cycles: 2_000,
   memCycles: 100_000,
   keys: 1_000,
+  handovers: 100,
+  crashes: 3,
   svg: 'docs/benchmarks.svg',
 } as const;
 
@@ -44,13 +47,17 @@ Options:
   --cycles N          cycles of floor, w1, nest and idle, requests per route of http (default ${DEFAULTS.cycles})
   --mem-cycles N      acquire/release cycles of mem (default ${DEFAULTS.memCycles})
   --keys N            w3's scale point over N distinct keys, 0 to skip (default ${DEFAULTS.keys})
+  --handovers N       leader: clean handovers counted (default ${DEFAULTS.handovers})
+  --crashes N         leader: crash handovers, each about a session timeout (default ${DEFAULTS.crashes})
   --json FILE         also write the JSON lines to FILE
   --svg FILE          where to write the chart (default ${DEFAULTS.svg}); --no-svg: none
   -h, --help          this text
 
 The lock kinds: rw (8 reader + 2 writer sessions on one path), sem (10
 sessions, 3 leases), multi (4 sessions, each acquireAll of 2 of 4 paths); --clients does not
-apply to them. nest: w1's cycle through a @DistributedLock service
+apply to them. leader: 3 Nest apps with a @LeaderElection provider (4 s session timeout): clean
+handovers (the leader's app closed), crash handovers (the leader cut off until its session
+expires), and ticks of an @OnOneInstance job skipped on the apps that do not hold it. nest: w1's cycle through a @DistributedLock service
 method of a Nest application context, no HTTP; idle: floor's raw cycle after 1 ms without
 traffic (not measured), as a request's round trips start. Each workload warms up before it counts: floor, w1,
 nest and idle at least 200 cycles and 2 s, the timed points at least 200 iterations (and one
@@ -66,6 +73,8 @@ export interface BenchArgs {
   cycles: number;
   memCycles: number;
   keys: number;
+  handovers: number;
+  crashes: number;
   json: string | undefined;
   svg: string | undefined;
   help: boolean;
@@ -97,6 +106,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         cycles: { type: 'string' },
         'mem-cycles': { type: 'string' },
         keys: { type: 'string' },
+        handovers: { type: 'string' },
+        crashes: { type: 'string' },
         json: { type: 'string' },
         svg: { type: 'string' },
         'no-svg': { type: 'boolean' },
@@ -151,6 +162,9 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         ? DEFAULTS.memCycles
         : wholeNumber('mem-cycles', values['mem-cycles'], 10, 100_000_000),
     keys: values.keys === undefined ? DEFAULTS.keys : wholeNumber('keys', values.keys, 0, 1_000_000),
+    handovers:
+      values.handovers === undefined ? DEFAULTS.handovers : wholeNumber('handovers', values.handovers, 1, 10_000),
+    crashes: values.crashes === undefined ? DEFAULTS.crashes : wholeNumber('crashes', values.crashes, 1, 100),
     json: values.json,
     svg: values['no-svg'] ? undefined : (values.svg ?? DEFAULTS.svg),
     help: values.help ?? false,

@@ -6,7 +6,8 @@
  * Runs as bench/dist/bench/main.js, built and started by scripts/bench.sh (node --expose-gc).
  * Exit status: 0, or 1 when a run failed or an invariant did not hold (see `failures`: overlapping
  * holders in w2, w2c, rw, sem or multi; readers never together in rw; not exactly 3 semaphore
- * holders at most; a multi-lock deadlock), 2 for bad arguments.
+ * holders at most; a multi-lock deadlock; two leaders at once, or a skipped tick that ran or made
+ * a request, in leader), 2 for bad arguments.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,7 +17,7 @@ import { Logger } from '@nestjs/common';
 import { DEFAULTS, parseBenchArgs, USAGE, UsageError, type BenchArgs } from './args.js';
 import { closeSessions, openSessions, removeEmptyTree } from './harness.js';
 import { StderrLogger } from './logger.js';
-import { failures, ratios, ratiosText, table } from './report.js';
+import { failures, leaderComparison, ratios, ratiosText, table } from './report.js';
 import { openServer, type BenchServer } from './server.js';
 import {
   multi,
@@ -33,6 +34,7 @@ import {
 import { renderChart } from './svg.js';
 import { BENCH_ROOT, type BenchContext } from './context.js';
 import { floorAndW1, http, mem, w2, w3, type BenchLine } from './workloads.js';
+import { LEADER_INSTANCES, leader, SKIP_TICKS } from './leader.js';
 
 // This file runs as bench/dist/bench/main.js.
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -144,6 +146,13 @@ async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
           () => multi(ctx),
         );
         break;
+      case 'leader':
+        await step(
+          `leader: ${LEADER_INSTANCES} apps with a @LeaderElection provider, ${args.handovers} clean and ${args.crashes} crash ` +
+            `handovers; ${SKIP_TICKS} skipped ticks of an @OnOneInstance job on each app that does not hold it`,
+          () => leader(ctx),
+        );
+        break;
     }
   }
   return lines;
@@ -197,6 +206,8 @@ async function main(): Promise<number> {
     err(table(lines));
     err('\nRatios:');
     err(ratiosText(ratios(lines)));
+    const comparison = leaderComparison(lines);
+    if (comparison) err(`\n${comparison}`);
     if (args.svg) {
       // The default is the repository's docs/; a path given is relative to the working directory.
       const file = args.svg === DEFAULTS.svg ? path.join(REPO_ROOT, DEFAULTS.svg) : path.resolve(args.svg);

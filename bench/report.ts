@@ -1,4 +1,5 @@
 /** The human-readable side of the benchmark (pure): a table of the JSON lines and the ratios (docs/benchmarks.md). */
+import type { LeaderCleanLine, LeaderCrashLine, LeaderLine, LeaderSkipLine } from './leader-lines.js';
 import { round } from './stats.js';
 import type { BenchLine, CycleLine, HttpLine, MemLine, W2Line } from './workloads.js';
 
@@ -25,8 +26,45 @@ function waitRow(
   ];
 }
 
+/** A row of the leader workload (times in ms, said so in the cells). */
+function leaderRow(line: LeaderLine): string[] {
+  const ms = (value: number) => `${fixed(value, 1)} ms`;
+  switch (line.point) {
+    case 'clean':
+    case 'crash':
+      return [
+        `leader ${line.point}`,
+        String(line.instances),
+        int(line.handovers),
+        ms(line.p50_ms),
+        ms(line.p99_ms),
+        dash,
+        fixed(line.requests_per_op, 3),
+        `max ${ms(line.max_ms)}` +
+          (line.point === 'crash'
+            ? ` = ${fixed(line.max_ratio, 2)} x the session timeout (${int(line.session_timeout_ms)} ms)`
+            : '') +
+          `, overlaps ${line.overlaps}; a TTL lease: up to ${int(line.ttl_lease_bound_ms)} ms`,
+      ];
+    case 'skip':
+      return [
+        'leader skip',
+        String(line.instances),
+        int(line.skipped_ticks),
+        dash,
+        dash,
+        dash,
+        fixed(line.requests_per_op, 3),
+        `skipped ticks, runs on the instances that do not hold the job ${line.runs}`,
+      ];
+  }
+  throw new Error(`unknown line ${JSON.stringify(line)}`);
+}
+
 function row(line: BenchLine): string[] {
   switch (line.workload) {
+    case 'leader':
+      return leaderRow(line);
     case 'floor':
     case 'w1':
     case 'nest':
@@ -113,7 +151,8 @@ function row(line: BenchLine): string[] {
 /**
  * The invariants of one run that did not hold (empty when all did): holders overlapping in w2,
  * w2c, rw, sem or multi; rw's readers never inside together; sem not reaching exactly its leases
- * at most; a multi-lock loop not finished by its deadline.
+ * at most; a multi-lock loop not finished by its deadline; two leaders at once in a leader
+ * handover; a skipped tick that ran or made a request.
  */
 export function failures(lines: BenchLine[]): string[] {
   const failed: string[] = [];
@@ -144,6 +183,16 @@ export function failures(lines: BenchLine[]): string[] {
       case 'multi':
         if (line.overlaps > 0) failed.push(`${line.overlaps} overlap(s) on a path in multi`);
         if (line.deadlocks > 0) failed.push(`multi: ${line.deadlocks} session(s) still waiting at the deadline`);
+        break;
+      case 'leader':
+        if (line.point === 'skip') {
+          if (line.runs > 0) failed.push(`leader: ${line.runs} run(s) on instances that do not hold the job`);
+          if (line.requests_per_op !== 0) {
+            failed.push(`leader: ${line.requests_per_op} requests per skipped tick (must be 0)`);
+          }
+        } else if (line.overlaps > 0) {
+          failed.push(`leader: ${line.overlaps} ${line.point} handover(s) with two leaders at once`);
+        }
         break;
       default:
         break;
@@ -188,6 +237,9 @@ export function ratios(lines: BenchLine[]): Ratio[] {
   const w2cAt64 = find(lines, (l): l is W2Line => l.workload === 'w2c' && l.clients === 64);
   const mem = find(lines, (l): l is MemLine => l.workload === 'mem');
   const http = find(lines, (l): l is HttpLine => l.workload === 'http');
+  const clean = find(lines, (l): l is LeaderCleanLine => l.workload === 'leader' && l.point === 'clean');
+  const crash = find(lines, (l): l is LeaderCrashLine => l.workload === 'leader' && l.point === 'crash');
+  const skip = find(lines, (l): l is LeaderSkipLine => l.workload === 'leader' && l.point === 'skip');
   const ratio = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined || b === 0 ? undefined : round(a / b, 3);
   return [
@@ -231,7 +283,62 @@ export function ratios(lines: BenchLine[]): Ratio[] {
       value: ratio(http?.overhead_p50_us, w1?.p50_us),
       detail: `${http?.overhead_p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (what the lock adds to a request vs a bare acquire + release)`,
     },
+    {
+      name: 'leader clean p50_ms / TTL lease bound',
+      value: ratio(clean?.p50_ms, clean?.ttl_lease_bound_ms),
+      detail: `${clean?.p50_ms ?? '?'} / ${clean?.ttl_lease_bound_ms ?? '?'} (a clean handover vs a TTL lease's next poll, TTL / 3)`,
+    },
+    {
+      name: 'leader crash max_ms / session timeout',
+      value: crash?.max_ratio,
+      detail: `${crash?.max_ms ?? '?'} / ${crash?.session_timeout_ms ?? '?'} (the server expires a silent session after its timeout, checked every tickTime)`,
+    },
+    {
+      name: 'leader requests per skipped tick',
+      value: skip?.requests_per_op,
+      detail: 'must be 0: who holds the job is known from the watch, not asked per tick',
+    },
   ];
+}
+
+/**
+ * The leader workload against a TTL lease of the same settings, computed, not built (TTL = the
+ * session timeout; the holder renews and the others poll every TTL / 3). Undefined without it.
+ */
+export function leaderComparison(lines: BenchLine[]): string | undefined {
+  const clean = find(lines, (l): l is LeaderCleanLine => l.workload === 'leader' && l.point === 'clean');
+  const crash = find(lines, (l): l is LeaderCrashLine => l.workload === 'leader' && l.point === 'crash');
+  const skip = find(lines, (l): l is LeaderSkipLine => l.workload === 'leader' && l.point === 'skip');
+  if (!clean && !crash && !skip) return undefined;
+  const ttl = (clean ?? crash)?.session_timeout_ms;
+  const ms = (value: number) => `${fixed(value, value < 100 ? 1 : 0)} ms`;
+  const out = [
+    ttl === undefined
+      ? 'Leader handover:'
+      : `Leader handover against a TTL lease of the same settings (computed, not built: TTL = the session timeout, ` +
+        `${int(ttl)} ms; the holder renews it and the others poll every TTL / 3 = ${ms(ttl / 3)}):`,
+  ];
+  if (clean) {
+    out.push(
+      `  clean shutdown: zk-lock p50 ${ms(clean.p50_ms)}, p99 ${ms(clean.p99_ms)} (measured, ${clean.handovers} handovers: ` +
+        `one notification); a TTL lease deleted at shutdown: up to ${ms(clean.ttl_lease_bound_ms)} (the next poll; half that on average)`,
+    );
+  }
+  if (crash) {
+    out.push(
+      `  crash:          zk-lock p50 ${ms(crash.p50_ms)} (${fixed(crash.p50_ratio, 2)} x the session timeout), ` +
+        `max ${ms(crash.max_ms)} (${fixed(crash.max_ratio, 2)} x; measured, ${crash.handovers} handovers: the server ` +
+        `expires a silent session T to T + tickTime after its last packet); a TTL lease: up to ${ms(crash.ttl_lease_bound_ms)} ` +
+        '(TTL + one poll)',
+    );
+  }
+  if (skip) {
+    out.push(
+      `  skipped tick:   zk-lock ${skip.requests_per_op} requests per skipped tick (measured, ${int(skip.skipped_ticks)} ticks, ` +
+        'pings left out)',
+    );
+  }
+  return out.join('\n');
 }
 
 export function ratiosText(list: Ratio[]): string {

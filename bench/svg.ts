@@ -1,14 +1,24 @@
 /**
  * The benchmark's picture as hand-written SVG (pure, no dependencies): w2's acquisitions/s and
- * wait p99 against clients, and w1's cycle p50 beside the floor's.
+ * wait p99 against clients, w1's cycle p50 beside the floor's, and the leader's handovers beside
+ * a TTL lease's computed bounds.
  */
+import type { LeaderCleanLine, LeaderCrashLine } from './leader-lines.js';
 import type { BenchLine, CycleLine, W2Line } from './workloads.js';
 
-const WIDTH = 1000;
+const WIDTH = 1330;
 const HEIGHT = 370;
 const PANEL = { width: 260, height: 220, top: 72 };
-const LEFTS = [60, 390, 720];
-const COLORS = { line: '#1f6feb', p99: '#d1242f', floor: '#8c959f', w1: '#1f6feb', grid: '#d0d7de', text: '#24292f' };
+const LEFTS = [60, 390, 720, 1050];
+const COLORS = {
+  line: '#1f6feb',
+  p99: '#d1242f',
+  floor: '#8c959f',
+  w1: '#1f6feb',
+  ttl: '#bf8700',
+  grid: '#d0d7de',
+  text: '#24292f',
+};
 
 const escape = (raw: string) => raw.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const num = (value: number) => (Math.round(value * 10) / 10).toString();
@@ -133,12 +143,72 @@ function barPanel(
   return parts.join('\n');
 }
 
+/**
+ * The leader's handovers (measured p50, clean and after a crash) beside the bounds of a TTL lease
+ * with the same settings (computed), on a log scale of ms.
+ */
+function leaderPanel(left: number, clean: LeaderCleanLine | undefined, crash: LeaderCrashLine | undefined): string {
+  const { width, height, top } = PANEL;
+  const bottom = top + height;
+  const parts: string[] = [
+    text(left, top - 24, 'Leader handover vs a TTL lease', 'font-weight="600"'),
+    text(left, top - 8, 'ms (log scale); TTL lease: computed bound', 'fill="#57606a"'),
+  ];
+  const bars = [
+    { label: 'clean p50', value: clean?.p50_ms, color: COLORS.line },
+    { label: 'TTL: clean', value: clean?.ttl_lease_bound_ms, color: COLORS.ttl },
+    { label: 'crash p50', value: crash?.p50_ms, color: COLORS.line },
+    { label: 'TTL: crash', value: crash?.ttl_lease_bound_ms, color: COLORS.ttl },
+  ];
+  const values = bars.map((b) => b.value).filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
+  if (values.length === 0) return [...parts, text(left, top + 20, 'no data')].join('\n');
+  const lo = Math.min(0, Math.floor(Math.log10(Math.min(...values))));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))));
+  const y = (value: number) => bottom - ((Math.log10(value) - lo) / (hi - lo)) * height;
+  for (let e = lo; e <= hi; e++) {
+    parts.push(
+      `<line x1="${left}" y1="${num(y(10 ** e))}" x2="${left + width}" y2="${num(y(10 ** e))}" stroke="${COLORS.grid}" stroke-width="1"/>`,
+      text(left - 6, y(10 ** e) + 4, compact(10 ** e), 'text-anchor="end"'),
+    );
+  }
+  const slot = width / bars.length;
+  bars.forEach((bar, i) => {
+    const x = left + i * slot + slot * 0.2;
+    const w = slot * 0.6;
+    if (bar.value !== undefined && Number.isFinite(bar.value) && bar.value > 0) {
+      parts.push(
+        `<rect x="${num(x)}" y="${num(y(bar.value))}" width="${num(w)}" height="${num(bottom - y(bar.value))}" fill="${bar.color}"/>`,
+        text(
+          x + w / 2,
+          y(bar.value) - 6,
+          bar.value >= 100 ? String(Math.round(bar.value)) : num(bar.value),
+          'text-anchor="middle"',
+        ),
+      );
+    }
+    parts.push(text(x + w / 2, bottom + 18, bar.label, 'text-anchor="middle"'));
+  });
+  const timeout = (clean ?? crash)?.session_timeout_ms;
+  parts.push(
+    `<line x1="${left}" y1="${bottom}" x2="${left + width}" y2="${bottom}" stroke="${COLORS.text}" stroke-width="1"/>`,
+    text(
+      left + width / 2,
+      bottom + 38,
+      timeout === undefined ? '' : `session timeout = TTL = ${num(timeout / 1000)} s, polled every TTL / 3`,
+      'text-anchor="middle"',
+    ),
+  );
+  return parts.join('\n');
+}
+
 /** The chart of one run's lines, as an SVG document. */
 export function renderChart(lines: BenchLine[], subtitle: string): string {
   const w2 = lines.filter((l): l is W2Line => l.workload === 'w2').toSorted((a, b) => a.clients - b.clients);
   const w2c = lines.find((l): l is W2Line => l.workload === 'w2c' && l.clients === 64);
   const floor = lines.find((l): l is CycleLine => l.workload === 'floor');
   const w1 = lines.find((l): l is CycleLine => l.workload === 'w1');
+  const clean = lines.find((l): l is LeaderCleanLine => l.workload === 'leader' && l.point === 'clean');
+  const crash = lines.find((l): l is LeaderCrashLine => l.workload === 'leader' && l.point === 'crash');
   const ratio = floor && w1 ? ` w1 / floor = ${(w1.p50_us / floor.p50_us).toFixed(2)}` : '';
   const body = [
     linePanel(
@@ -173,6 +243,7 @@ export function renderChart(lines: BenchLine[], subtitle: string): string {
       ],
       ratio.trim(),
     ),
+    leaderPanel(LEFTS[3], clean, crash),
   ].join('\n');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12" fill="${COLORS.text}">`,

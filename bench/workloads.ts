@@ -10,6 +10,7 @@ import { NestFactory } from '@nestjs/core';
 import { lockPathFor, ZkConnectionService, ZooKeeperError } from '../lib/index.js';
 import { BENCH_ROOT, perOp, perSecond, type BenchContext } from './context.js';
 import type { KindsLine } from './kinds.js';
+import type { LeaderLine } from './leader-lines.js';
 import {
   closeSessions,
   notifications,
@@ -88,8 +89,8 @@ export interface HttpLine {
   requests_per_op: number;
 }
 
-/** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts. */
-export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine;
+/** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts; and leader: see leader.ts. */
+export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine | LeaderLine;
 
 // ---- floor and w1 ----
 

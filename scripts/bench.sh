@@ -3,6 +3,7 @@
 #
 #   npm run bench                                         # every workload, local ZooKeeper
 #   npm run bench -- --workload w2 --clients 4,64 --seconds 10
+#   npm run bench -- --workload leader                    # job and leader handovers, skipped ticks
 #   npm run bench -- --connect 127.0.0.1:2181 --json out.jsonl
 #   npm run -s bench > out.jsonl                          # -s: no npm banner among the JSON lines
 #

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KindsLine } from '../../bench/kinds.js';
+import type { LeaderLine } from '../../bench/leader-lines.js';
 import { failures } from '../../bench/report.js';
 import { startZooKeeper, type ZkServer } from '../support/index.js';
 
@@ -85,6 +86,36 @@ const FIELDS: Record<string, string[]> = {
     'watch_events_per_acq',
     'requests_per_op',
   ],
+  // Scheduled jobs and leader elections: one line per point.
+  'leader clean': [
+    'workload',
+    'point',
+    'instances',
+    'handovers',
+    'p50_ms',
+    'p99_ms',
+    'max_ms',
+    'session_timeout_ms',
+    'ttl_lease_bound_ms',
+    'overlaps',
+    'requests_per_op',
+  ],
+  'leader crash': [
+    'workload',
+    'point',
+    'instances',
+    'handovers',
+    'p50_ms',
+    'p99_ms',
+    'max_ms',
+    'session_timeout_ms',
+    'p50_ratio',
+    'max_ratio',
+    'ttl_lease_bound_ms',
+    'overlaps',
+    'requests_per_op',
+  ],
+  'leader skip': ['workload', 'point', 'instances', 'skipped_ticks', 'runs', 'requests_per_op'],
 };
 
 interface Run {
@@ -275,6 +306,89 @@ describe('benchmark (scripts/bench.sh)', () => {
     RUN_TIMEOUT,
   );
 
+  it(
+    'leader: its fields, one line per point, no two leaders at once, no run and no request for a skipped tick, the TTL comparison',
+    async () => {
+      const svgFile = path.join(tmp, 'leader.svg');
+      const run = await runBench([
+        '--connect',
+        zk.connectString,
+        '--workload',
+        'leader',
+        '--handovers',
+        '3',
+        '--crashes',
+        '1',
+        '--svg',
+        svgFile,
+      ]);
+      expect(run).toMatchObject({ code: 0 }); // shows the output when not
+      expect(run.stderr).not.toMatch(/FAIL/);
+      const lines = run.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.map((line) => `${String(line['workload'])} ${String(line['point'])}`)).toEqual([
+        'leader clean',
+        'leader crash',
+        'leader skip',
+      ]);
+      expect(lines.map((line) => Object.keys(line))).toEqual([
+        FIELDS['leader clean'],
+        FIELDS['leader crash'],
+        FIELDS['leader skip'],
+      ]);
+      const notNumbers = lines.flatMap((line) =>
+        Object.entries(line)
+          .filter(([key, value]) => key !== 'workload' && key !== 'point' && !Number.isFinite(value))
+          .map(([key, value]) => `${String(line['point'])}.${key}: ${String(value)}`),
+      );
+      expect(notNumbers).toEqual([]);
+      const [clean, crash, skip] = lines;
+      // The server grants the 4 s asked for (tickTime 2000); the TTL lease's bounds are computed from it.
+      expect(clean).toMatchObject({ instances: 3, handovers: 3, overlaps: 0, session_timeout_ms: 4000 });
+      expect(clean['ttl_lease_bound_ms']).toBe(1333.3);
+      expect(crash).toMatchObject({ instances: 3, handovers: 1, overlaps: 0, session_timeout_ms: 4000 });
+      expect(crash['ttl_lease_bound_ms']).toBe(5333.3);
+      expect(crash['max_ratio']).toBe(Math.round((Number(crash['max_ms']) / 4000) * 1000) / 1000);
+      expect(skip).toMatchObject({ instances: 3, skipped_ticks: 1000, runs: 0, requests_per_op: 0 });
+      expect(run.stderr).toMatch(/Leader handover against a TTL lease of the same settings \(computed, not built/);
+      expect(run.stderr).toMatch(/leader requests per skipped tick\s+0 /);
+      expect(fs.readFileSync(svgFile, 'utf8')).toMatch(/Leader handover vs a TTL lease/);
+    },
+    RUN_TIMEOUT,
+  );
+
+  it('fails the run (exit code 1) on two leaders at once, or a skipped tick that ran or made a request', () => {
+    const clean: LeaderLine = {
+      workload: 'leader',
+      point: 'clean',
+      instances: 3,
+      handovers: 3,
+      p50_ms: 3,
+      p99_ms: 7,
+      max_ms: 7,
+      session_timeout_ms: 4000,
+      ttl_lease_bound_ms: 1333.3,
+      overlaps: 0,
+      requests_per_op: 4,
+    };
+    const skip: LeaderLine = {
+      workload: 'leader',
+      point: 'skip',
+      instances: 3,
+      skipped_ticks: 1000,
+      runs: 0,
+      requests_per_op: 0,
+    };
+    expect(failures([clean, skip])).toEqual([]);
+    expect(failures([{ ...clean, overlaps: 1 }])).toEqual(['leader: 1 clean handover(s) with two leaders at once']);
+    expect(failures([{ ...skip, runs: 2, requests_per_op: 0.002 }])).toEqual([
+      'leader: 2 run(s) on instances that do not hold the job',
+      'leader: 0.002 requests per skipped tick (must be 0)',
+    ]);
+  });
+
   it('fails the run (exit code 1) on each broken invariant of the lock kinds', () => {
     const rw: KindsLine = {
       workload: 'rw',
@@ -339,7 +453,7 @@ describe('benchmark (scripts/bench.sh)', () => {
       const run = await runBench(['--connect', zk.connectString, '--workload', 'w9']);
       expect(run).toMatchObject({ code: 2, stdout: '' });
       expect(run.stderr).toMatch(
-        /--workload "w9": must be one of floor, w1, nest, idle, w2, w2c, w3, mem, http, rw, sem, multi/,
+        /--workload "w9": must be one of floor, w1, nest, idle, w2, w2c, w3, mem, http, rw, sem, multi, leader/,
       );
     },
     RUN_TIMEOUT,
