@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/zookeeper.sh ensure
 
-report=node_modules/.cache/zk-lock/test-report.json
+report=node_modules/.cache/nestjs-zk-lock/test-report.json
 mkdir -p "$(dirname "$report")"
 rm -f "$report"
 status=0
