@@ -1,5 +1,5 @@
 /**
- * zk-lock's benchmark (`npm run bench`): the lock against the cost floor of ZooKeeper itself, on a
+ * nestjs-zk-lock's benchmark (`npm run bench`): the lock against the cost floor of ZooKeeper itself, on a
  * real server (what it measures and why: docs/benchmarks.md). One JSON object per line on stdout (and in
  * --json FILE), a table and the ratios on stderr, the chart in docs/benchmarks.svg (--svg FILE).
  *

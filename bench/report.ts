@@ -320,13 +320,13 @@ export function leaderComparison(lines: BenchLine[]): string | undefined {
   ];
   if (clean) {
     out.push(
-      `  clean shutdown: zk-lock p50 ${ms(clean.p50_ms)}, p99 ${ms(clean.p99_ms)} (measured, ${clean.handovers} handovers: ` +
+      `  clean shutdown: nestjs-zk-lock p50 ${ms(clean.p50_ms)}, p99 ${ms(clean.p99_ms)} (measured, ${clean.handovers} handovers: ` +
         `one notification); a TTL lease deleted at shutdown: up to ${ms(clean.ttl_lease_bound_ms)} (the next poll; half that on average)`,
     );
   }
   if (crash) {
     out.push(
-      `  crash:          zk-lock p50 ${ms(crash.p50_ms)} (${fixed(crash.p50_ratio, 2)} x the session timeout), ` +
+      `  crash:          nestjs-zk-lock p50 ${ms(crash.p50_ms)} (${fixed(crash.p50_ratio, 2)} x the session timeout), ` +
         `max ${ms(crash.max_ms)} (${fixed(crash.max_ratio, 2)} x; measured, ${crash.handovers} handovers: the server ` +
         `expires a silent session T to T + tickTime after its last packet); a TTL lease: up to ${ms(crash.ttl_lease_bound_ms)} ` +
         '(TTL + one poll)',
@@ -334,7 +334,7 @@ export function leaderComparison(lines: BenchLine[]): string | undefined {
   }
   if (skip) {
     out.push(
-      `  skipped tick:   zk-lock ${skip.requests_per_op} requests per skipped tick (measured, ${int(skip.skipped_ticks)} ticks, ` +
+      `  skipped tick:   nestjs-zk-lock ${skip.requests_per_op} requests per skipped tick (measured, ${int(skip.skipped_ticks)} ticks, ` +
         'pings left out)',
     );
   }

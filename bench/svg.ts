@@ -248,7 +248,7 @@ export function renderChart(lines: BenchLine[], subtitle: string): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12" fill="${COLORS.text}">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
-    text(WIDTH / 2, 22, `zk-lock benchmark: ${subtitle}`, 'text-anchor="middle" font-size="13" fill="#57606a"'),
+    text(WIDTH / 2, 22, `nestjs-zk-lock benchmark: ${subtitle}`, 'text-anchor="middle" font-size="13" fill="#57606a"'),
     body,
     '</svg>',
     '',

@@ -140,7 +140,7 @@ function prepare(args: ChaosArgs, seed: number): { logFile: string; workersLogFi
   const workersLogFile = logFile.replace(/(\.log)?$/, '.workers.log');
   const shown = (file: string) => path.relative(process.cwd(), file) || file;
   say(
-    `zk-lock chaos run: seed ${seed} (repeat the schedule with --seed ${seed}), ${secs(args.durationMs)} of faults, ` +
+    `nestjs-zk-lock chaos run: seed ${seed} (repeat the schedule with --seed ${seed}), ${secs(args.durationMs)} of faults, ` +
       `${args.workers} workers`,
   );
   if (args.mutant) {

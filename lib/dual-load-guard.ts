@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 
-const PACKAGE = 'zk-lock';
+const PACKAGE = 'nestjs-zk-lock';
 const LOADED = Symbol.for(`${PACKAGE}:loaded-from`);
 
 interface Copy {

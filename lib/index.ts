@@ -1,4 +1,4 @@
-// The public API of zk-lock. Explicit named exports only; test/unit/public-api.test.ts pins the list.
+// The public API of nestjs-zk-lock. Explicit named exports only; test/unit/public-api.test.ts pins the list.
 // First: fails at once if the other build (ESM / CommonJS) of this package is loaded too.
 import './dual-load-guard.js';
 export { ZkLockModule } from './zk-lock.module.js';

@@ -1,5 +1,5 @@
 /**
- * The zk-lock sample: W processes ("machines") append K numbered lines each to one log file,
+ * The nestjs-zk-lock sample: W processes ("machines") append K numbered lines each to one log file,
  * every line a read-modify-write under one distributed lock; then the file is verified.
  *
  *   npm run sample -- --workers 100 --lines 10
@@ -301,7 +301,7 @@ async function runWorkers(args: SampleArgs, connect: string, log: string, shownL
 async function mainJobs(): Promise<number> {
   children = 'app instances';
   say(
-    'zk-lock sample (jobs): 3 app instances (processes), a @Cron job every second under @OnOneInstance + ' +
+    'nestjs-zk-lock sample (jobs): 3 app instances (processes), a @Cron job every second under @OnOneInstance + ' +
       '@WithoutOverlapping, and a @LeaderElection provider; the job holder is killed, the next one stopped',
   );
   const connect = await zooKeeper();
@@ -333,13 +333,13 @@ async function main(): Promise<number> {
       ? 'POST /log-unlocked (WITHOUT the lock)'
       : 'POST /log (under the lock /locks/write_lock)';
     say(
-      `zk-lock sample (HTTP): ${args.requests} requests ${route}, ${args.concurrency} at a time, ` +
+      `nestjs-zk-lock sample (HTTP): ${args.requests} requests ${route}, ${args.concurrency} at a time, ` +
         `alternating between 2 app instances, each request appending a line to ${shownLog}`,
     );
   } else {
     const mode = args.noLock ? 'appends WITHOUT the lock' : 'appends, each under the lock /locks/write_lock,';
     say(
-      `zk-lock sample: ${args.workers} workers x ${args.lines} lines = ${args.workers * args.lines} ${mode} to ${shownLog}`,
+      `nestjs-zk-lock sample: ${args.workers} workers x ${args.lines} lines = ${args.workers * args.lines} ${mode} to ${shownLog}`,
     );
   }
 

@@ -9,11 +9,11 @@ import type { LockService } from '../lock/lock.service.js';
 
 /** The channel names, one per event type. Subscribe with `diagnostics_channel.subscribe(name, fn)`. */
 export const JOB_CHANNELS = {
-  'job-skipped': 'zk-lock:job:skipped',
-  'job-ran': 'zk-lock:job:ran',
-  'job-moved': 'zk-lock:job:moved',
-  'leadership-acquired': 'zk-lock:leadership:acquired',
-  'leadership-lost': 'zk-lock:leadership:lost',
+  'job-skipped': 'nestjs-zk-lock:job:skipped',
+  'job-ran': 'nestjs-zk-lock:job:ran',
+  'job-moved': 'nestjs-zk-lock:job:moved',
+  'leadership-acquired': 'nestjs-zk-lock:leadership:acquired',
+  'leadership-lost': 'nestjs-zk-lock:leadership:lost',
 } as const satisfies Record<JobEvent['type'], string>;
 
 const channels = Object.fromEntries(

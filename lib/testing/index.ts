@@ -1,4 +1,4 @@
-// The `zk-lock/testing` entry point: test helpers for applications that use zk-lock.
+// The `nestjs-zk-lock/testing` entry point: test helpers for applications that use nestjs-zk-lock.
 //  - In-process stand-in (unit tests, no Java): InMemoryZooKeeper, ZkLockTestingModule, useInMemoryZooKeeper.
 //  - Real servers (e2e tests): startZooKeeper, startEnsemble (local ZooKeeper with java, else Docker),
 //    TcpProxy to cut connections, four letter words.

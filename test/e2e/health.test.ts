@@ -1,5 +1,5 @@
 /**
- * ZkHealthIndicator (`zk-lock/health`) in a real Nest HTTP app with TerminusModule, against a real
+ * ZkHealthIndicator (`nestjs-zk-lock/health`) in a real Nest HTTP app with TerminusModule, against a real
  * ZooKeeper: up with the live session, down while the server is unreachable (a partition through
  * the TCP proxy, or the server stopped), up again once it is back; never connects by itself.
  */

@@ -1,5 +1,5 @@
 /**
- * The testing kit's real-server side (`zk-lock/testing`): expireSession(connection) on a real
+ * The testing kit's real-server side (`nestjs-zk-lock/testing`): expireSession(connection) on a real
  * server; the Docker runtime, driven through a stand-in `docker` CLI that fronts real JVM servers
  * (this machine has no Docker engine: everything but the image itself is exercised); the error
  * when neither a local ZooKeeper nor Docker is there; and no JVM, container or temp dir left by a

@@ -1,6 +1,6 @@
 /**
  * Real ZooKeeper servers for the project's tests: the testing kit's (lib/testing, published as
- * `zk-lock/testing`), plus what only this repository has: `scripts/zookeeper.sh` to install a
+ * `nestjs-zk-lock/testing`), plus what only this repository has: `scripts/zookeeper.sh` to install a
  * missing ZooKeeper (when root on Debian/Ubuntu) and the Java fixtures of test/fixtures.
  */
 import { execFile } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * `@nestjs/terminus` is an optional peer dependency: only the `zk-lock/health` entry may load it.
+ * `@nestjs/terminus` is an optional peer dependency: only the `nestjs-zk-lock/health` entry may load it.
  * Checked twice: the source graph as Vitest loads it, and the built dist/ in a plain Node process
  * that cannot resolve `@nestjs/terminus` (the test run builds dist/ first, see test/global-setup.ts).
  */

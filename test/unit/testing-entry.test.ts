@@ -1,5 +1,5 @@
 /**
- * The `zk-lock/testing` entry: its exports (pinned, like the main entry's in public-api.test.ts),
+ * The `nestjs-zk-lock/testing` entry: its exports (pinned, like the main entry's in public-api.test.ts),
  * and what loading it costs: the main entry never loads it, and it loads neither @nestjs/testing
  * (an application's dev dependency, not ours) nor @nestjs/terminus (optional).
  */
@@ -46,7 +46,7 @@ const EXPORTS = [
   'zooKeeperClasspath',
 ];
 
-describe('zk-lock/testing', () => {
+describe('nestjs-zk-lock/testing', () => {
   it('the main entry does not load it', async () => {
     const main = await import('../../lib/index.js');
     expect(main.LockService).toBeTypeOf('function');

@@ -134,7 +134,7 @@ export class ZooKeeperNotFoundError extends Error {
         '    classpath; `java` must be on the PATH or in JAVA_HOME.',
         `  - Docker, with a running engine (\`docker info\` must answer): the official ${DEFAULT_ZOOKEEPER_IMAGE} image`,
         '    is pulled on first use.',
-        'Unit tests need neither: use the in-process stand-in (InMemoryZooKeeper, ZkLockTestingModule) from zk-lock/testing.',
+        'Unit tests need neither: use the in-process stand-in (InMemoryZooKeeper, ZkLockTestingModule) from nestjs-zk-lock/testing.',
       ].join('\n'),
     );
   }
