@@ -8,8 +8,10 @@ export const LIMITS = {
   workers: { min: 2, max: 16 },
 } as const;
 export const DEFAULTS = { seconds: 120, workers: 4 } as const;
+/** Fault kinds that find ZooKeeper frames in the proxied bytes: impossible inside TLS. */
+export const FRAME_KINDS: readonly FaultKind[] = ['notify-cut', 'ping-cut'];
 
-export const USAGE = `Usage: npm run chaos -- [--minutes M | --seconds S] [--seed N] [--workers W] [--only K,...] [--log PATH] [--mutant NAME]
+export const USAGE = `Usage: npm run chaos -- [--minutes M | --seconds S] [--seed N] [--workers W] [--only K,...] [--log PATH] [--mutant NAME] [--tls]
        bash scripts/chaos.sh [options]
 
 Starts a 3-server ZooKeeper ensemble and W worker processes that loop on read-modify-writes
@@ -29,6 +31,10 @@ Options:
                   own output goes next to it, to <name>.workers.log
   --mutant NAME   break the lock on purpose in every worker (test/mutants/port-mutants.ts):
                   ${MUTANTS.join(', ')}; the run must then FAIL
+  --tls           the ensemble serves mutual TLS only (secureClientPort, ssl.clientAuth=need, keystores
+                  made with keytool); every worker connects with the tls option, reading its
+                  certificate files at each connection. Without ${FRAME_KINDS.join(' and ')}: the
+                  proxies cannot see ZooKeeper's frames inside TLS
   -h, --help      this text
 
 Exit status: 0 when every check passes, 1 when one fails (or the run failed), 2 for bad arguments.`;
@@ -45,6 +51,8 @@ export interface ChaosArgs {
   log: string | undefined;
   /** A mutant of test/mutants/port-mutants.ts to apply in every worker. */
   mutant: string | undefined;
+  /** The ensemble serves (mutual) TLS only; the workers connect with the tls option. */
+  tls: boolean;
   help: boolean;
 }
 
@@ -83,6 +91,7 @@ export function parseChaosArgs(argv: string[]): ChaosArgs {
         only: { type: 'string' },
         log: { type: 'string' },
         mutant: { type: 'string' },
+        tls: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -101,6 +110,7 @@ export function parseChaosArgs(argv: string[]): ChaosArgs {
     const { min, max } = LIMITS.seconds;
     durationMs = Math.round(positiveNumber('--minutes', values.minutes, min / 60, max / 60) * 60_000);
   }
+  const tls = values.tls === true;
   return {
     durationMs,
     seed: values.seed === undefined ? undefined : wholeNumber('--seed', values.seed, 0, 2 ** 32 - 1),
@@ -108,11 +118,25 @@ export function parseChaosArgs(argv: string[]): ChaosArgs {
       values.workers === undefined
         ? DEFAULTS.workers
         : wholeNumber('--workers', values.workers, LIMITS.workers.min, LIMITS.workers.max),
-    kinds: values.only === undefined ? [...FAULT_KINDS] : parseKinds(values.only),
+    kinds: kindsFor(values.only, tls),
     log: values.log,
     mutant: values.mutant === undefined ? undefined : parseMutant(values.mutant),
+    tls,
     help: values.help === true,
   };
+}
+
+/** The kinds asked for (all by default); over TLS, never the ones that need to see frames. */
+function kindsFor(only: string | undefined, tls: boolean): FaultKind[] {
+  if (only === undefined) return FAULT_KINDS.filter((kind) => !tls || !FRAME_KINDS.includes(kind));
+  const kinds = parseKinds(only);
+  const blind = tls ? kinds.filter((kind) => FRAME_KINDS.includes(kind)) : [];
+  if (blind.length > 0) {
+    throw new UsageError(
+      `--only ${blind.join(',')} with --tls: these faults find ZooKeeper frames in the proxied bytes, which TLS encrypts`,
+    );
+  }
+  return kinds;
 }
 
 function parseMutant(text: string): string {

@@ -1,6 +1,7 @@
 /** Tools of the fault injector: an abortable pause, ending a session from outside, restarting a member. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ZooKeeperClientAdapter } from '../lib/connection/zookeeper-client.adapter.js';
+import { resolveOptions, type ZkLockOptions } from '../lib/zk-lock.options.js';
 import type { ZkServer } from '../test/support/zookeeper.js';
 
 /** A sleep that ends early (without throwing) when `signal` aborts. */
@@ -16,6 +17,7 @@ export async function pause(ms: number, signal?: AbortSignal): Promise<void> {
 export async function expireSession(
   connectionString: string,
   credentials: { id: Buffer; password: Buffer },
+  tls?: ZkLockOptions['tls'],
   timeoutMs = 5_000,
 ): Promise<'closed' | 'already expired' | 'no answer'> {
   const adapter = new ZooKeeperClientAdapter({
@@ -25,6 +27,7 @@ export async function expireSession(
     reconnectDelay: 200,
     auth: [],
     acl: [],
+    tls: resolveOptions({ connectionString, tls }).tls,
     session: credentials,
   });
   try {

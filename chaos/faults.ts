@@ -7,6 +7,7 @@
  * fault at a time. The targeted faults (notify-cut, ping-cut) are in targeted-faults.ts.
  */
 import type { TcpProxy } from '../test/support/proxy.js';
+import type { ZkLockOptions } from '../lib/index.js';
 import type { ZkEnsemble } from '../test/support/zookeeper.js';
 import { expireSession, pause, startMember } from './fault-tools.js';
 import type { Prng } from './prng.js';
@@ -85,6 +86,8 @@ export interface FaultTarget extends Targetable {
 
 export interface World {
   ensemble: ZkEnsemble;
+  /** With --tls: how another client reaches the ensemble (to expire a worker's session). */
+  tls?: ZkLockOptions['tls'];
   workers: readonly FaultTarget[];
   /** A line of the run's timeline. */
   log(text: string): void;
@@ -350,7 +353,7 @@ export class FaultInjector {
     // While another client takes the session over, the worker must not win it back.
     for (const proxy of target.proxies) proxy.refuse();
     try {
-      const outcome = await expireSession(this.world.ensemble.connectString, credentials);
+      const outcome = await expireSession(this.world.ensemble.connectString, credentials, this.world.tls);
       if (outcome !== 'closed') return `its session 0x${credentials.id.toString('hex')}: ${outcome}`;
       this.count(
         'session-expire',

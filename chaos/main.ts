@@ -23,11 +23,12 @@ import { installProcessTripwire } from '../test/setup/process-tripwire.js';
 import { MUTANT_TEXT, type MutantName } from '../test/mutants/port-mutants.js';
 import { TcpProxy } from '../test/support/proxy.js';
 import { startEnsemble, type ZkEnsemble } from '../test/support/zookeeper.js';
+import { testTlsMaterial } from '../lib/testing/servers/tls.js';
 import { parseChaosArgs, USAGE, UsageError, type ChaosArgs } from './args.js';
 import { FencedStore } from './fenced-store.js';
 import { startMember } from './fault-tools.js';
 import { FAULT_TEXT, FaultInjector } from './faults.js';
-import { PATHS, type LockStyle } from './messages.js';
+import { PATHS, type LockStyle, type TlsFiles } from './messages.js';
 import { Prng } from './prng.js';
 import { WorkerPool, type Slot } from './slots.js';
 import { event, say, secs, sinceStart, startTimeline } from './timeline.js';
@@ -52,6 +53,15 @@ const LOCK_DIRS = [PATHS.counter, PATHS.rw, PATHS.multi, `${PATHS.semaphore}/loc
 // ---- the run's state (module level: the signal and exit handlers need it) ----
 
 let ensemble: ZkEnsemble | undefined;
+/** With --tls: the certificate files of every client (the workers, the orphan check, the session expirer). */
+let tlsFiles: TlsFiles | undefined;
+/** The tls option of main's own clients. */
+const tlsOption = () =>
+  tlsFiles && {
+    ca: fs.readFileSync(tlsFiles.ca),
+    cert: fs.readFileSync(tlsFiles.cert),
+    key: fs.readFileSync(tlsFiles.key),
+  };
 const allProxies: TcpProxy[] = [];
 let pool: WorkerPool | undefined;
 let injector: FaultInjector | undefined;
@@ -105,7 +115,11 @@ function zooKeeperClasspath(): void {
 
 /** The lock nodes left under `dirs` as seen through `connectionString`, polled until none or the deadline. */
 async function lockNodesLeft(connectionString: string, deadline: number): Promise<{ left: string[]; info?: string }> {
-  const connection = new ZkConnectionService({ connectionString, sessionTimeout: MAX_SESSION_TIMEOUT });
+  const connection = new ZkConnectionService({
+    connectionString,
+    sessionTimeout: MAX_SESSION_TIMEOUT,
+    tls: tlsOption(),
+  });
   await connection.connect();
   const childrenOf = async (dir: string) => {
     try {
@@ -143,6 +157,11 @@ function prepare(args: ChaosArgs, seed: number): { logFile: string; workersLogFi
     `nestjs-zk-lock chaos run: seed ${seed} (repeat the schedule with --seed ${seed}), ${secs(args.durationMs)} of faults, ` +
       `${args.workers} workers`,
   );
+  if (args.tls) {
+    say(
+      '  over mutual TLS: the members serve secureClientPort only (ssl.clientAuth=need); faults that read frames are left out',
+    );
+  }
   if (args.mutant) {
     say(`  MUTANT ${args.mutant} in every worker (${MUTANT_TEXT[args.mutant as MutantName]}): this run must FAIL`);
   }
@@ -275,9 +294,15 @@ async function run(args: ChaosArgs): Promise<number> {
 
   zooKeeperClasspath();
   const startedEnsemble = Date.now();
-  const members = await startEnsemble({ tickTime: 200 });
+  const members = await startEnsemble({ tickTime: 200, tls: args.tls && { clientAuth: 'need' } });
   ensemble = members;
-  event(`ensemble of 3 members up in ${secs(Date.now() - startedEnsemble)}: ${members.connectString}`);
+  if (args.tls) {
+    const { caFile, client } = await testTlsMaterial();
+    tlsFiles = { ca: caFile, cert: client.certFile, key: client.keyFile };
+  }
+  event(
+    `ensemble of 3 members up in ${secs(Date.now() - startedEnsemble)}: ${members.connectString}${args.tls ? ' (TLS only)' : ''}`,
+  );
 
   const workers = new WorkerPool({
     workerScript: WORKER_SCRIPT,
@@ -285,6 +310,7 @@ async function run(args: ChaosArgs): Promise<number> {
     output,
     seed: () => prng.int(0, 2 ** 32 - 1),
     mutant: args.mutant,
+    tls: tlsFiles,
   });
   pool = workers;
   await startWorkers(args, prng, workers, members);
@@ -292,6 +318,7 @@ async function run(args: ChaosArgs): Promise<number> {
   const faults = new FaultInjector(
     {
       ensemble: members,
+      tls: tlsOption(),
       workers: workers.slots,
       log: event,
       onYielding: (take) => {

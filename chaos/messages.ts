@@ -214,4 +214,13 @@ export const ENV = {
   seed: 'CHAOS_SEED',
   /** A mutant of test/mutants/port-mutants.ts to apply to the worker's connection (unset: the real lock). */
   mutant: 'CHAOS_MUTANT',
+  /** With --tls: `{ "ca", "cert", "key" }`, the files the worker reads at each connection (unset: plaintext). */
+  tls: 'CHAOS_TLS_FILES',
 } as const;
+
+/** The certificate files of a worker's connection (--tls). */
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}

@@ -10,7 +10,14 @@ import type { TcpProxy } from '../test/support/proxy.js';
 import type { Belief } from './beliefs.js';
 import type { FencedStore, Refusal } from './fenced-store.js';
 import type { FaultInjector, FaultKind, FaultTarget } from './faults.js';
-import { ENV, isWorkerMessage, type LockStyle, type MainMessage, type WorkerMessage } from './messages.js';
+import {
+  ENV,
+  isWorkerMessage,
+  type LockStyle,
+  type MainMessage,
+  type TlsFiles,
+  type WorkerMessage,
+} from './messages.js';
 import { event, secs } from './timeline.js';
 import { LONG_HOLDS } from './workload.js';
 
@@ -181,6 +188,8 @@ export interface PoolOptions {
   /** A new seed for each process. */
   seed: () => number;
   mutant: string | undefined;
+  /** With --tls: the certificate files every worker reads at each connection. */
+  tls?: TlsFiles;
 }
 
 /** The worker processes of the run and what they report. */
@@ -237,6 +246,7 @@ export class WorkerPool {
         [ENV.style]: slot.style,
         [ENV.seed]: String(this.options.seed()),
         [ENV.mutant]: this.options.mutant ?? '',
+        [ENV.tls]: this.options.tls ? JSON.stringify(this.options.tls) : '',
         NO_COLOR: '1', // Nest's log lines, plain in the workers' log
       },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -16,12 +16,13 @@
  * Forked by chaos/main.ts with the settings in the environment (ENV in messages.ts).
  */
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 import { Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { LockLostError, ZkConnectionService, ZkLockModule, ZooKeeperError } from '../lib/index.js';
 import { installProcessTripwire } from '../test/setup/process-tripwire.js';
 import { applyMutant, isMutantName } from '../test/mutants/port-mutants.js';
-import { ENV, isMainMessage, type LockStyle, type WorkerMessage } from './messages.js';
+import { ENV, isMainMessage, type LockStyle, type TlsFiles, type WorkerMessage } from './messages.js';
 import { Busy, now, send, StoreClient, Workload, WorkloadSeed, type Iteration, type SideOp } from './workload.js';
 
 export class WorkerConfig {
@@ -32,6 +33,8 @@ export class WorkerConfig {
     readonly style: LockStyle,
     readonly seed: number,
     readonly mutant: string | undefined,
+    /** With --tls: the certificate files, read at each connection (as an app that rotates them does). */
+    readonly tls: TlsFiles | undefined,
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -51,6 +54,7 @@ export class WorkerConfig {
       style,
       Number(need(ENV.seed)),
       mutant,
+      env[ENV.tls] ? (JSON.parse(need(ENV.tls)) as TlsFiles) : undefined,
     );
   }
 }
@@ -82,6 +86,7 @@ export class ChaosWorkerModule {
           reconnectDelay: 300,
           shutdownTimeout: 5_000,
           coalesce: config.style === 'coalesce',
+          tls: config.tls && tlsFromFiles(config.tls),
         }),
       ],
       providers: [
@@ -92,6 +97,11 @@ export class ChaosWorkerModule {
       ],
     };
   }
+}
+
+/** The tls option of an app whose certificate files may be replaced: read them at each connection. */
+function tlsFromFiles(files: TlsFiles) {
+  return () => ({ ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key) });
 }
 
 /** The error's name for main's counts: the class, plus the lost-lock reason or the ZooKeeper code. */

@@ -9,6 +9,9 @@ import { InvalidOptionsError } from './errors/invalid-options.error.js';
 import { InvalidLockPathError } from './errors/invalid-lock-path.error.js';
 import { DEFAULT_JOBS_PATH } from './jobs/jobs-path.js';
 import { validateLockPath } from './lock/lock-path.js';
+import { resolveTls, type ZkTlsOption } from './connection/tls-options.js';
+
+export type { ZkTlsOption, ZkTlsOptions } from './connection/tls-options.js';
 
 /** Credentials added to the session: `digest` with `user:password`, as ZooKeeper's addAuth takes them. */
 export interface ZkAuth {
@@ -19,8 +22,13 @@ export interface ZkAuth {
 
 /** One ACL entry for the nodes the library creates. `perms` is a subset of `crwda`. */
 export interface ZkAclEntry {
-  scheme: 'world' | 'auth' | 'digest' | 'ip';
-  /** `anyone` for world, `''` for auth (the session's own credentials), `user:base64(sha1)` for digest, an address for ip. */
+  scheme: 'world' | 'auth' | 'digest' | 'ip' | 'x509';
+  /**
+   * `anyone` for world, `''` for auth (the session's own identities: digest credentials, a client
+   * certificate), `user:base64(sha1)` for digest, an address for ip, a client certificate's
+   * subject for x509 (RFC 2253, e.g. `CN=billing,O=example`, as health and inspect show it;
+   * the servers need ZooKeeper's x509 auth provider and `ssl.clientAuth=need`).
+   */
   id: string;
   perms: string;
 }
@@ -96,6 +104,15 @@ export interface ZkLockOptions {
    * @default []
    */
   auth?: ZkAuth[];
+  /**
+   * TLS to the servers (their `secureClientPort`), for every connection, reconnection and
+   * failover of the session: `true` (Node's default CAs), Node's TLS options (`ca`, `cert` and
+   * `key` for mutual TLS, `passphrase`, `servername`, `minVersion`, `rejectUnauthorized`, which
+   * stays true unless set false), or a function returning them (or a Promise of them), called for
+   * every new connection: read the certificate files there to pick up rotated ones without a
+   * restart. Off when not given (plaintext, the servers' `clientPort`).
+   */
+  tls?: ZkTlsOption;
   /**
    * ACL of the nodes the library creates (only this app's credentials may delete or change them
    * when `auth` is given).
@@ -197,6 +214,7 @@ export const OPTION_RULES = {
   coalesce: { default: false, resolve: resolveCoalesce },
   shutdownTimeout: { default: 10_000, resolve: duration({ allowZero: true }) },
   auth: { default: [], resolve: resolveAuth },
+  tls: { resolve: resolveTls },
   acl: { default: defaultAcl, resolve: resolveAcl },
   appName: {
     resolve: (value: unknown, option: string): string | undefined => {
@@ -390,11 +408,11 @@ function resolveAcl(value: unknown, option: string, given: ZkLockOptions): ZkAcl
   if (!Array.isArray(value) || value.length === 0)
     throw new InvalidOptionsError(option, value, 'must be a non-empty array of ACL entries');
   value.forEach((entry: Partial<ZkAclEntry> | null | undefined, i) => {
-    if (!['world', 'auth', 'digest', 'ip'].includes(entry?.scheme as string)) {
+    if (!['world', 'auth', 'digest', 'ip', 'x509'].includes(entry?.scheme as string)) {
       throw new InvalidOptionsError(
         `${option}[${i}].scheme`,
         entry?.scheme,
-        'must be one of "world", "auth", "digest", "ip"',
+        'must be one of "world", "auth", "digest", "ip", "x509"',
       );
     }
     if (typeof entry!.id !== 'string')
@@ -408,8 +426,13 @@ function resolveAcl(value: unknown, option: string, given: ZkLockOptions): ZkAcl
     }
   });
   const entries = value as ZkAclEntry[];
-  if (entries.some((entry) => entry.scheme === 'auth') && !hasAuth(given)) {
-    throw new InvalidOptionsError(option, value, 'uses the "auth" scheme, which needs credentials in the auth option');
+  // A client certificate is an identity of the session too (the servers' x509 provider adds it).
+  if (entries.some((entry) => entry.scheme === 'auth') && !hasAuth(given) && !given.tls) {
+    throw new InvalidOptionsError(
+      option,
+      value,
+      'uses the "auth" scheme, which needs credentials in the auth option (or a client certificate in tls)',
+    );
   }
   return [...entries];
 }

@@ -7,6 +7,7 @@ import { ZK_LOCK_RESOLVED_OPTIONS } from '../zk-lock.constants.js';
 import { resolveOptions, type ResolvedZkLockOptions, type ZkLockOptions } from '../zk-lock.options.js';
 import { timerAt, type DeadlineTimer } from './adapter/timers.js';
 import { ConnectionLog } from './connection-log.js';
+import { cleartextWarnings } from './tls-options.js';
 import { PRESUMED_EXPIRY, presumedLossAt, Session, SessionWaiters } from './session.js';
 import { ZooKeeperClientAdapter, type AdapterEvent } from './zookeeper-client.adapter.js';
 import type { NodeStat, SessionEndReason, WatchRegistration, ZkCreateMode, ZkPort, ZkSession } from './zk-port.js';
@@ -200,6 +201,14 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
   }
 
   /**
+   * While `connected`: encrypted or not (`tls`), the TLS protocol, the certificates' subjects (never
+   * keys; no request). Optional in the type only: the in-process stand-in has no wire.
+   */
+  transport?(): ReturnType<ZooKeeperClientAdapter['transport']> {
+    return this.state === 'connected' ? this.adapter?.transport() : undefined;
+  }
+
+  /**
    * `host:port` of the ZooKeeper server the connection goes to, while `connected` (health checks
    * report it). With a proxy or load balancer in between, its address. Makes no request.
    */
@@ -232,6 +241,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
 
   private async firstConnect(): Promise<void> {
     const { connectTimeout, connectionString } = this.options;
+    this.log.warnOnce(cleartextWarnings(this.options)); // what would cross the network in clear
     this.startAdapter();
     let timer: DeadlineTimer | undefined;
     const deadline = new AbortController();
@@ -309,13 +319,10 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
         this.events.next({ state: 'suspended' });
         return;
       }
-      case 'refused': {
-        const until = this.sessionCount === 0 ? ` until connectTimeout (${this.options.connectTimeout} ms)` : '';
-        this.log.problem(
-          `Every ZooKeeper server refused the connection: nothing listens at ${event.servers.join(', ')}; retrying${until}`,
-        );
+      case 'refused':
+      case 'tls-failed':
+        this.log.retrying(event, this.sessionCount === 0 ? this.options.connectTimeout : undefined);
         return;
-      }
       case 'expired':
         this.log.problem('ZooKeeper session expired: its locks are lost; starting a new session');
         this.replaceSession('session-expired');

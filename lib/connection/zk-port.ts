@@ -39,6 +39,27 @@ export interface WatchRegistration {
   cancel(): void;
 }
 
+/** How the connection reaches its server (health checks and `inspect` show it). Never key material. */
+export interface ZkTransport {
+  /** True over TLS (the `tls` option). */
+  encrypted: boolean;
+  /** With TLS: the protocol version, e.g. `TLSv1.2`. */
+  protocol?: string;
+  /** With TLS: the cipher suite. */
+  cipher?: string;
+  /** With TLS: the server certificate's subject (RFC 2253, e.g. `CN=zk1,O=example`). */
+  peer?: string;
+  /** With TLS: who issued the server's certificate (RFC 2253). */
+  peerIssuer?: string;
+  /** With TLS: when the server's certificate expires (ISO 8601). */
+  peerValidTo?: string;
+  /**
+   * With a client certificate: the session's identity as ZooKeeper's x509 auth provider names it
+   * (`x509:CN=billing,O=example`); an `acl` entry `{ scheme: 'x509', id: 'CN=billing,O=example' }` matches it.
+   */
+  identity?: string;
+}
+
 export interface ZkPort {
   /** The current session, when there is one. */
   currentSession(): ZkSession | undefined;
@@ -63,4 +84,6 @@ export interface ZkPort {
    * node does not exist (nothing registered).
    */
   watch(path: string, onChange: () => void): Promise<WatchRegistration | null>;
+  /** How the connection reaches its server while connected (optional: a stand-in has no wire). */
+  transport?(): ZkTransport | undefined;
 }

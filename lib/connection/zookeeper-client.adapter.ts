@@ -9,7 +9,9 @@
 import { EventEmitter } from 'node:events';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { ZkAclEntry, ZkAuth } from '../zk-lock.options.js';
+import type { ResolvedTls } from './tls-options.js';
 import { ConnectAttempts } from './adapter/connect-attempts.js';
+import { connectOverTls, ownCertificate, transportOf } from './adapter/tls.js';
 import { createContainerRequest } from './adapter/packets.js';
 import { PathWatches } from './adapter/watches.js';
 import { zk, type Callback, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
@@ -17,7 +19,7 @@ import { Requests } from './adapter/requests.js';
 import { Heartbeat } from './adapter/heartbeat.js';
 import { boundedDelay, MAX_TIMER_DELAY } from './adapter/timers.js';
 import { Wire } from './adapter/wire.js';
-import type { NodeStat, WatchRegistration, ZkCreateMode } from './zk-port.js';
+import type { NodeStat, WatchRegistration, ZkCreateMode, ZkTransport } from './zk-port.js';
 
 const CREATE_MODES: Record<ZkCreateMode, number> = { persistent: 0, ephemeral: 1, 'ephemeral-sequential': 3 };
 const PERMISSION_BITS: Record<string, number> = { r: 1, w: 2, c: 4, d: 8, a: 16 };
@@ -27,7 +29,9 @@ export type AdapterEvent =
   | { type: 'expired' }
   | { type: 'auth-failed' }
   /** Without a session, every server refused the connection (nothing listens there); once until connected. */
-  | { type: 'refused'; servers: string[] };
+  | { type: 'refused'; servers: string[] }
+  /** Without a session, every server failed with a TLS failure (`failure`: how, per server); once until connected. */
+  | { type: 'tls-failed'; failure: string };
 
 export interface AdapterOptions {
   connectionString: string;
@@ -36,6 +40,8 @@ export interface AdapterOptions {
   reconnectDelay: number;
   auth: ZkAuth[];
   acl: ZkAclEntry[];
+  /** TLS for every connection attempt (the resolved `tls` option); plaintext without. */
+  tls?: ResolvedTls | undefined;
   /** Resume an existing session (tests use this to expire a session on purpose). */
   session?: { id: Buffer; password: Buffer };
 }
@@ -88,8 +94,20 @@ export class ZooKeeperClientAdapter {
     this.attempts = new ConnectAttempts(
       this.client.connectionManager,
       () => this.connected || this.closed,
-      (servers) => this.emit({ type: 'refused', servers }),
+      {
+        refused: (refusing) => this.emit({ type: 'refused', servers: refusing }),
+        tlsFailed: (failure) => this.emit({ type: 'tls-failed', failure }),
+      },
+      options.tls !== undefined,
     );
+    if (options.tls) {
+      connectOverTls(
+        this.client.connectionManager,
+        options.tls,
+        () => this.closed,
+        (tls) => this.attempts.usingTls(ownCertificate(tls), tls.cert !== undefined || tls.pfx !== undefined),
+      );
+    }
     this.heartbeat = new Heartbeat(this.wire, this.client.connectionManager, () => this.client.getSessionTimeout());
     this.watches = new PathWatches(
       this.client.connectionManager,
@@ -169,6 +187,11 @@ export class ZooKeeperClientAdapter {
     if (!this.connected || !socket?.remoteAddress || !socket.remotePort) return undefined;
     const host = socket.remoteAddress.includes(':') ? `[${socket.remoteAddress}]` : socket.remoteAddress;
     return `${host}:${socket.remotePort}`;
+  }
+
+  /** Whether the connection is encrypted, and the certificates' subjects, while connected. */
+  transport(): ZkTransport | undefined {
+    return this.connected ? transportOf(this.client.connectionManager.socket) : undefined;
   }
 
   // ---- requests ----
@@ -301,9 +324,9 @@ export class ZooKeeperClientAdapter {
         this.client.once('disconnected', done);
         this.client.close();
       });
-    } else {
+    } else if (manager.socket) {
       this.client.close();
-    }
+    } // (else no socket was ever opened, e.g. the tls function failed every time: nothing to close)
     clearTimeout(manager.connectTimeoutHandler);
     manager.socket?.destroy();
     this.watches.clear();

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { ZkConnectionService, type ZkConnectionState } from '../connection/zk-connection.service.js';
+import type { ZkTransport } from '../connection/zk-port.js';
 
 /** What {@link ZkHealthIndicator} reports under its key, next to `status`. Never credentials. */
 export type ZkHealthDetails = {
@@ -12,6 +13,13 @@ export type ZkHealthDetails = {
   sessionTimeout?: number;
   /** `host:port` of the server the connection goes to, when `connected` and the socket knows it. */
   server?: string;
+  /** `true` when `connected` over TLS (the `tls` option); absent over plaintext. */
+  encrypted?: true;
+  /**
+   * When `connected` over TLS: the protocol and cipher, the server certificate's subject, issuer
+   * and expiry, and the session's x509 identity when a client certificate was sent. Never a key.
+   */
+  tls?: Omit<ZkTransport, 'encrypted'>;
   /** With `down`: why, in words. */
   reason?: string;
 };
@@ -71,6 +79,12 @@ export class ZkHealthIndicator {
     if (state === 'connected' && session) {
       const server = this.connection.serverAddress();
       if (server) details.server = server;
+      const transport = this.connection.transport?.();
+      if (transport?.encrypted) {
+        const { encrypted: _, ...tls } = transport;
+        details.encrypted = true;
+        details.tls = tls;
+      }
       return check.up(details);
     }
     if (state === 'connected') details.reason = 'connected, but no session';

@@ -1,5 +1,5 @@
 /** Who holds a lock and who waits (`LockService.inspect`), and release requests (`requestRelease`). */
-import type { ZkPort } from '../connection/zk-port.js';
+import type { ZkPort, ZkTransport } from '../connection/zk-port.js';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import { REVOKE_MARKER } from './lock-handle.js';
 import { validateLockPath } from './lock-path.js';
@@ -26,6 +26,12 @@ export interface LockInfo {
   holders: LockOwner[];
   /** Waiters in the order they will get the lock. */
   queue: LockOwner[];
+  /**
+   * Present when THIS process's connection (not the holders') is encrypted (the `tls` option):
+   * `encrypted: true`, the TLS protocol, the server certificate's subject, and our x509 identity
+   * with a client certificate. Absent over plaintext (health checks show `encrypted: false`).
+   */
+  transport?: ZkTransport;
 }
 
 /** See `LockService.inspect`. */
@@ -50,7 +56,8 @@ export async function inspectLock(port: ZkPort, path: string): Promise<LockInfo>
     const waiting = await ownersOf(port, `${path}/locks`, lockQueue(await childrenOf(port, `${path}/locks`)));
     queue.push(...waiting.slice(1).map((owner) => ({ ...owner, kind: 'lease' as const })));
   }
-  return { path, holder: holders[0] ?? null, holders, queue };
+  const transport = port.transport?.();
+  return { path, holder: holders[0] ?? null, holders, queue, ...(transport?.encrypted ? { transport } : {}) };
 }
 
 /** See `LockService.requestRelease`. */

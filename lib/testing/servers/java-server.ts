@@ -6,9 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fourLetter, resetPacketsReceived } from '../four-letter.js';
+import { resetPacketsReceived } from '../four-letter.js';
 import type { JavaRuntime } from './runtime.js';
 import { CONTAINER_CHECK, HOST, ServerBase, Watchdog } from './server-base.js';
+import { withNettyJars } from './tls.js';
 
 const LOG4J_PROPERTIES = `log4j.rootLogger=WARN, CONSOLE
 log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
@@ -62,14 +63,16 @@ export class JavaServer extends ServerBase {
     return this.isRunning() ? this.run?.jvm.pid : undefined;
   }
 
-  /** Sets the client port and the zoo.cfg lines for the next start (and wipes the data). */
-  configure(clientPort: number, config: string[], myid?: number): void {
+  /**
+   * Sets the client port and the zoo.cfg lines for the next start (and wipes the data). A TLS-only
+   * server gets `secure` (its secureClientPort lines, see ./tls.ts) instead of a clientPort.
+   */
+  configure(clientPort: number, config: string[], myid?: number, secure?: string[]): void {
     this.clientPort = clientPort;
     this.config = [
       ...config,
       `dataDir=${this.dataDir}`,
-      `clientPort=${clientPort}`,
-      `clientPortAddress=${HOST}`,
+      ...(secure ?? [`clientPort=${clientPort}`, `clientPortAddress=${HOST}`]),
       '',
     ].join('\n');
     fs.rmSync(this.dataDir, { recursive: true, force: true });
@@ -132,10 +135,11 @@ export class JavaServer extends ServerBase {
         () => run.exit,
         async () => {
           // Our JVM answering, not another test process's server on a reused port.
-          const conf = await fourLetter(this, 'conf', 2000).catch(() => '');
+          const conf = await this.ask('conf', 2000).catch(() => '');
           if (!conf) return undefined;
           if (!conf.includes(`dataDir=${this.dataDir}`)) return false;
-          await resetPacketsReceived(this).catch(() => undefined);
+          // (Four letter words of the kit go plaintext: a TLS server's packets are not counted.)
+          if (!this.tls) await resetPacketsReceived(this).catch(() => undefined);
           return true;
         },
       );
@@ -159,7 +163,7 @@ export class JavaServer extends ServerBase {
       `-Dlog4j.configuration=file:${path.join(this.dir, 'log4j.properties')}`,
       `-Dlogback.configurationFile=${path.join(this.dir, 'logback.xml')}`,
       '-cp',
-      this.java.classpath,
+      this.tls ? withNettyJars(this.java.classpath) : this.java.classpath,
       this.mainClass,
       path.join(this.dir, 'zoo.cfg'),
     ];

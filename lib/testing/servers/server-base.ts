@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fourLetter } from '../four-letter.js';
 import { delay } from '../wait.js';
+import { tlsFourLetter, type ZkServerTls } from './tls.js';
 import type { ZkServer } from './types.js';
 
 export const HOST = '127.0.0.1';
@@ -83,6 +84,8 @@ export abstract class ServerBase implements ZkServer {
   readonly logFile: string;
   protected clientPort = 0;
   protected disposed = false;
+  /** Set for a TLS-only server (before its first start). */
+  tls: ZkServerTls | undefined;
   private starting: Promise<void> | undefined;
 
   constructor(readonly name: string) {
@@ -142,10 +145,18 @@ export abstract class ServerBase implements ZkServer {
   async mode(): Promise<string | undefined> {
     if (!this.isRunning()) return undefined;
     try {
-      return /^Mode: (\w+)/m.exec(await fourLetter(this, 'srvr', 2000))?.[1];
+      return /^Mode: (\w+)/m.exec(await this.ask('srvr', 2000))?.[1];
     } catch {
       return undefined;
     }
+  }
+
+  /** A four letter word, over TLS for a TLS-only server. */
+  protected ask(cmd: string, timeoutMs: number): Promise<string> {
+    const tls = this.tls;
+    return tls
+      ? tlsFourLetter({ host: this.host, port: this.port, tls }, cmd, timeoutMs)
+      : fourLetter(this, cmd, timeoutMs);
   }
 
   /**

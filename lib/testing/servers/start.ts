@@ -19,13 +19,22 @@ import {
   START_TIMEOUT_MS,
   type ServerBase,
 } from './server-base.js';
+import { secureConfig, serverTls, type ZkServerTls } from './tls.js';
 import type { ZkEnsemble, ZkServer, ZkServerOptions } from './types.js';
 
 const ENSEMBLE_ATTEMPT_TIMEOUT_MS = 20_000;
 const START_ATTEMPTS = 3;
 
-function runtimeOf(opts: ZkServerOptions): Promise<ZooKeeperRuntime> {
-  return runtimeFor(opts.runtime ?? 'auto', { docker: opts.docker, image: opts.image });
+async function runtimeOf(opts: ZkServerOptions): Promise<ZooKeeperRuntime> {
+  if (opts.tls && opts.runtime === 'docker')
+    throw new Error('TLS test servers need the java runtime (and its keytool)');
+  // TLS servers: keytool makes the certificates, and the JVM is configured here.
+  return runtimeFor(opts.tls ? 'java' : (opts.runtime ?? 'auto'), { docker: opts.docker, image: opts.image });
+}
+
+/** The TLS settings of a server started with `opts` (undefined: plaintext). */
+function tlsOf(opts: ZkServerOptions): Promise<ZkServerTls | undefined> {
+  return opts.tls ? serverTls(opts.tls) : Promise.resolve(undefined);
 }
 
 /**
@@ -44,11 +53,17 @@ export async function startZooKeeper(opts: ZkServerOptions = {}): Promise<ZkServ
     runtime.kind === 'java'
       ? new JavaServer(runtime, STANDALONE_MAIN, 'standalone')
       : new DockerServer(runtime, 'standalone');
+  const tls = await tlsOf(opts).catch(async (error: unknown) => {
+    await server.dispose();
+    throw error;
+  });
+  server.tls = tls;
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const port = await freePort();
-    if (server instanceof JavaServer) server.configure(port, baseConfig(tickTime));
-    else await server.configure(port, dockerEnvironment(tickTime));
+    if (server instanceof JavaServer) {
+      server.configure(port, baseConfig(tickTime), undefined, tls && (await secureConfig(tls, HOST, port)));
+    } else await server.configure(port, dockerEnvironment(tickTime));
     try {
       await opts.prepareData?.(server.dataDir);
       await server.start();
@@ -67,6 +82,7 @@ class Ensemble implements ZkEnsemble {
   constructor(
     readonly servers: ServerBase[],
     private readonly network?: DockerNetwork,
+    readonly tls?: ZkServerTls,
   ) {}
 
   get connectString(): string {
@@ -112,13 +128,18 @@ export async function startEnsemble(opts: ZkServerOptions & { size?: number } = 
       ? new JavaServer(runtime, QUORUM_MAIN, name)
       : new DockerServer(runtime, name, { network: network!, alias: `zk${i + 1}` });
   });
+  const tls = await tlsOf(opts).catch(async (error: unknown) => {
+    await Promise.all(servers.map((s) => s.dispose()));
+    throw error;
+  });
+  for (const server of servers) server.tls = tls;
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    await configureMembers(servers, tickTime);
+    await configureMembers(servers, tickTime, tls);
     const starts = servers.map((s) => s.start(ENSEMBLE_ATTEMPT_TIMEOUT_MS));
     try {
       await Promise.all(starts);
-      const ensemble = new Ensemble(servers, network);
+      const ensemble = new Ensemble(servers, network, tls);
       await ensemble.waitForQuorum();
       return ensemble;
     } catch (err) {
@@ -136,19 +157,20 @@ export async function startEnsemble(opts: ZkServerOptions & { size?: number } = 
 }
 
 /** New ports and configuration for every member (JVMs: client, peer and election ports; containers: the client port). */
-async function configureMembers(servers: ServerBase[], tickTime: number): Promise<void> {
+async function configureMembers(servers: ServerBase[], tickTime: number, tls?: ZkServerTls): Promise<void> {
   const size = servers.length;
   if (servers[0] instanceof JavaServer) {
     const ports: number[][] = [];
     for (let i = 0; i < size; i++) ports.push([await freePort(), await freePort(), await freePort()]);
     const peers = ports.map(([, peer, election], i) => `server.${i + 1}=${HOST}:${peer}:${election}`);
-    servers.forEach((server, i) =>
+    for (const [i, server] of servers.entries()) {
       (server as JavaServer).configure(
         ports[i][0],
         [...baseConfig(tickTime), 'initLimit=10', 'syncLimit=5', ...peers],
         i + 1,
-      ),
-    );
+        tls && (await secureConfig(tls, HOST, ports[i][0])),
+      );
+    }
     return;
   }
   const members = servers.map((_, i) => `server.${i + 1}=zk${i + 1}:2888:3888;2181`).join(' ');

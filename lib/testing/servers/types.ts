@@ -1,4 +1,5 @@
 import type { ZooKeeperRuntimeChoice } from './runtime.js';
+import type { ZkServerTls, ZkServerTlsOptions } from './tls.js';
 
 export interface ZkServerOptions {
   /** ZooKeeper's tick in ms (default 200): session timeouts are clamped to [2, 20] ticks (0.4-4 s). */
@@ -18,6 +19,13 @@ export interface ZkServerOptions {
   image?: string;
   /** The Docker CLI (default `docker`; e.g. `podman`). */
   docker?: string;
+  /**
+   * Serve TLS only (a `secureClientPort`, no plaintext client port; the Netty connection factory),
+   * with throwaway certificates from the JDK's keytool (see `server.tls`). `true`: server
+   * authentication only; `{ clientAuth: 'need' }`: mutual TLS, with ZooKeeper's x509 auth provider.
+   * Java runtime only.
+   */
+  tls?: boolean | ZkServerTlsOptions;
 }
 
 export interface ZkServer {
@@ -28,6 +36,8 @@ export interface ZkServer {
   readonly port: number;
   /** `127.0.0.1:<port>` */
   readonly connectString: string;
+  /** With the `tls` option: its certificates, and the `tls` option for its clients (`tls.clientOptions`). */
+  readonly tls?: ZkServerTls;
   /** ZooKeeper's dataDir (inside `dir`; for Docker, the staging dir copied into the container). */
   readonly dataDir: string;
   /** The server's temp dir (config, data, log). */
@@ -58,6 +68,8 @@ export interface ZkEnsemble {
   readonly servers: ZkServer[];
   /** `h:p,h:p,h:p` */
   readonly connectString: string;
+  /** With the `tls` option: as each member's `tls`. */
+  readonly tls?: ZkServerTls;
   /** Index in `servers` of the current leader (by `srvr` Mode), -1 when there is none right now. */
   leaderIndex(): Promise<number>;
   /** Waits until there is one leader and every running member serves (default timeout 30 s). */
