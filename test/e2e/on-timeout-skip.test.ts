@@ -106,7 +106,7 @@ describe("@DistributedLock onTimeout: 'skip'", () => {
     const hidden = new Hidden(); // no app registered it: the only running application's locks
     const error = await (hidden.stream() as Promise<string>).catch((e: unknown) => e);
     expect(error).toMatchObject({ option: '@DistributedLock on Hidden#stream', value: 'an Observable' });
-    expect(String((error as Error).message)).toContain('import Observable as a value');
+    expect((error as Error).message).toContain('import Observable as a value');
     const other = await lockClient(server.connectString);
     expect(await other.locks.tryAcquire(PATH)).not.toBeNull(); // released
   });

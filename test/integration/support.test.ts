@@ -1,6 +1,6 @@
 /** Tests of the test harness itself: ZooKeeper processes, four letter words, the TCP proxy. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
