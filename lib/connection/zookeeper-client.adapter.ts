@@ -86,10 +86,10 @@ export class ZooKeeperClientAdapter {
     for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
     // As the Java client: a server gets the session timeout divided by the number of servers to
     // answer the connect request (bounded: a timer cannot wait longer than 2^31-1 ms).
-    const servers = options.connectionString.split('/')[0].split(',').length;
+    const serverCount = options.connectionString.split('/')[0].split(',').length;
     this.wire = new Wire(
       this.client.connectionManager,
-      Math.max(100, Math.min(MAX_TIMER_DELAY, Math.floor(options.sessionTimeout / servers))),
+      Math.max(100, Math.min(MAX_TIMER_DELAY, Math.floor(options.sessionTimeout / serverCount))),
     );
     this.attempts = new ConnectAttempts(
       this.client.connectionManager,
