@@ -15,6 +15,7 @@ export const WORKLOADS = [
   'sem',
   'multi',
   'leader',
+  'tls',
 ] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
@@ -57,7 +58,9 @@ The lock kinds: rw (8 reader + 2 writer sessions on one path), sem (10
 sessions, 3 leases), multi (4 sessions, each acquireAll of 2 of 4 paths); --clients does not
 apply to them. leader: 3 Nest apps with a @LeaderElection provider (4 s session timeout): clean
 handovers (the leader's app closed), crash handovers (the leader cut off until its session
-expires), and ticks of an @OnOneInstance job skipped on the apps that do not hold it. nest: w1's cycle through a @DistributedLock service
+expires), and ticks of an @OnOneInstance job skipped on the apps that do not hold it. tls: w1 and
+w2 at 64 sessions over TLS and over plaintext on one local server that serves both (Netty, a
+secureClientPort and a clientPort), reported as ratios; skipped with --connect. nest: w1's cycle through a @DistributedLock service
 method of a Nest application context, no HTTP; idle: floor's raw cycle after 1 ms without
 traffic (not measured), as a request's round trips start. Each workload warms up before it counts: floor, w1,
 nest and idle at least 200 cycles and 2 s, the timed points at least 200 iterations (and one

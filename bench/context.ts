@@ -1,4 +1,5 @@
 /** What every workload gets (workloads.ts and kinds.ts both use it, neither imports the other for it). */
+import type { ZkLockOptions } from '../lib/index.js';
 import type { BenchArgs } from './args.js';
 import type { BenchServer } from './server.js';
 import { round } from './stats.js';
@@ -11,6 +12,8 @@ export interface BenchContext {
   args: BenchArgs;
   /** A remark for the human-readable output (stderr). */
   note(text: string): void;
+  /** The sessions' `tls` option (the tls workload's TLS side; w1 and w2 read it); plaintext without. */
+  tls?: ZkLockOptions['tls'];
 }
 
 export const perSecond = (count: number, elapsedUs: number) => round(count / (elapsedUs / 1e6), 1);

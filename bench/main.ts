@@ -35,6 +35,7 @@ import { renderChart } from './svg.js';
 import { BENCH_ROOT, type BenchContext } from './context.js';
 import { floorAndW1, http, mem, w2, w3, type BenchLine } from './workloads.js';
 import { LEADER_INSTANCES, leader, SKIP_TICKS } from './leader.js';
+import { TLS_W2_CLIENTS, tlsComparison } from './tls.js';
 
 // This file runs as bench/dist/bench/main.js.
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -144,6 +145,17 @@ async function run(args: BenchArgs, server: BenchServer): Promise<BenchLine[]> {
         await step(
           `multi: ${MULTI_CLIENTS} sessions, each acquireAll of 2 of ${MULTI_PATHS} paths, for ${args.seconds} s`,
           () => multi(ctx),
+        );
+        break;
+      case 'tls':
+        if (args.connect) {
+          err('- tls: skipped with --connect (it starts a local server that serves TLS and plaintext)');
+          break;
+        }
+        await step(
+          `tls: w1 (${args.cycles} cycles each, taking turns) and w2 at ${TLS_W2_CLIENTS} sessions for ${args.seconds} s, ` +
+            'over TLS and over plaintext, on one local server that serves both',
+          () => tlsComparison(ctx),
         );
         break;
       case 'leader':

@@ -1,6 +1,7 @@
 /** The human-readable side of the benchmark (pure): a table of the JSON lines and the ratios (docs/benchmarks.md). */
 import type { LeaderCleanLine, LeaderCrashLine, LeaderLine, LeaderSkipLine } from './leader-lines.js';
 import { round } from './stats.js';
+import type { TlsLine } from './tls.js';
 import type { BenchLine, CycleLine, HttpLine, MemLine, W2Line } from './workloads.js';
 
 const dash = '-';
@@ -137,6 +138,19 @@ function row(line: BenchLine): string[] {
         `${line.leases} leases, hold ${line.hold_ms} ms, overlaps ${line.overlaps}, max inside ${line.max_inside}, ` +
           `watch events/acq ${fixed(line.watch_events_per_acq, 3)}`,
       );
+    case 'tls':
+      return [
+        `tls ${line.point}`,
+        String(line.clients),
+        int(line.count),
+        `${line.point === 'w2' ? 'wait ' : ''}${int(line.tls_p50_us)}`,
+        `${line.point === 'w2' ? 'wait ' : ''}${int(line.tls_p99_us)}`,
+        int(line.tls_per_s),
+        fixed(line.requests_per_op, 3),
+        `plaintext p50 ${int(line.plain_p50_us)}, p99 ${int(line.plain_p99_us)}, per s ${int(line.plain_per_s)}: ` +
+          `p50 x${fixed(line.p50_ratio, 3)}, per s x${fixed(line.per_s_ratio, 3)}` +
+          (line.point === 'w2' ? `, overlaps ${line.overlaps}` : ''),
+      ];
     case 'multi':
       return waitRow(
         'multi',
@@ -179,6 +193,9 @@ export function failures(lines: BenchLine[]): string[] {
         } else if (line.max_inside < line.leases) {
           failed.push(`sem: never more than ${line.max_inside} of ${line.leases} leases held at once`);
         }
+        break;
+      case 'tls':
+        if (line.overlaps > 0) failed.push(`${line.overlaps} overlapping holder(s) in tls ${line.point}`);
         break;
       case 'multi':
         if (line.overlaps > 0) failed.push(`${line.overlaps} overlap(s) on a path in multi`);
@@ -240,6 +257,8 @@ export function ratios(lines: BenchLine[]): Ratio[] {
   const clean = find(lines, (l): l is LeaderCleanLine => l.workload === 'leader' && l.point === 'clean');
   const crash = find(lines, (l): l is LeaderCrashLine => l.workload === 'leader' && l.point === 'crash');
   const skip = find(lines, (l): l is LeaderSkipLine => l.workload === 'leader' && l.point === 'skip');
+  const tlsW1 = find(lines, (l): l is TlsLine => l.workload === 'tls' && l.point === 'w1');
+  const tlsW2 = find(lines, (l): l is TlsLine => l.workload === 'tls' && l.point === 'w2');
   const ratio = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined || b === 0 ? undefined : round(a / b, 3);
   return [
@@ -282,6 +301,16 @@ export function ratios(lines: BenchLine[]): Ratio[] {
       name: 'http.overhead_p50_us / w1.p50_us',
       value: ratio(http?.overhead_p50_us, w1?.p50_us),
       detail: `${http?.overhead_p50_us ?? '?'} / ${w1?.p50_us ?? '?'} (what the lock adds to a request vs a bare acquire + release)`,
+    },
+    {
+      name: 'tls w1.p50_us / plaintext w1.p50_us',
+      value: tlsW1?.p50_ratio,
+      detail: `${tlsW1?.tls_p50_us ?? '?'} / ${tlsW1?.plain_p50_us ?? '?'} (TLS vs plaintext on one server, taking turns; target at most 1.2)`,
+    },
+    {
+      name: 'tls w2.per_s at 64 / plaintext',
+      value: tlsW2?.per_s_ratio,
+      detail: `${tlsW2?.tls_per_s ?? '?'} / ${tlsW2?.plain_per_s ?? '?'} (throughput of 64 sessions on one lock over TLS vs plaintext)`,
     },
     {
       name: 'leader clean p50_ms / TTL lease bound',

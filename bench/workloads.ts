@@ -11,6 +11,7 @@ import { lockPathFor, ZkConnectionService, ZooKeeperError } from '../lib/index.j
 import { BENCH_ROOT, perOp, perSecond, type BenchContext } from './context.js';
 import type { KindsLine } from './kinds.js';
 import type { LeaderLine } from './leader-lines.js';
+import type { TlsLine } from './tls.js';
 import {
   closeSessions,
   notifications,
@@ -89,8 +90,8 @@ export interface HttpLine {
   requests_per_op: number;
 }
 
-/** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts; and leader: see leader.ts. */
-export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine | LeaderLine;
+/** Plus the lock kinds' workloads (rw, sem, multi): see kinds.ts; leader: see leader.ts; tls: see tls.ts. */
+export type BenchLine = CycleLine | W2Line | W3Line | MemLine | HttpLine | KindsLine | LeaderLine | TlsLine;
 
 // ---- floor and w1 ----
 
@@ -111,7 +112,7 @@ function ownerData(): Buffer {
  */
 
 /** A cycle workload set up and ready to loop. */
-interface CycleWorkload {
+export interface CycleWorkload {
   workload: CycleLine['workload'];
   cycle: () => Promise<void>;
   /** Done before each cycle, not measured. */
@@ -143,9 +144,9 @@ async function openFloor(ctx: BenchContext, name = 'floor'): Promise<CycleWorklo
 }
 
 /** w1: one LockService (one session, the library's defaults): acquire + release on one path, uncontended. */
-async function openW1(ctx: BenchContext): Promise<CycleWorkload> {
+export async function openW1(ctx: BenchContext): Promise<CycleWorkload> {
   const path = `${BENCH_ROOT}/w1`;
-  const sessions = await openSessions(ctx.server.connectString, 1);
+  const sessions = await openSessions(ctx.server.connectString, 1, { tls: ctx.tls });
   const { locks, connection } = sessions[0];
   await connection.ensurePath(path); // long-lived (see LONG_LIVED)
   return {
@@ -223,7 +224,7 @@ export async function w2(ctx: BenchContext, clients: number, coalesced = false):
   // w2c: `clients` callers of one process on ONE session with in-process coalescing.
   const sessions = coalesced
     ? await openSessions(ctx.server.connectString, 1, { heldLockWatchDelay: Infinity, coalesce: true })
-    : await openSessions(ctx.server.connectString, clients, { heldLockWatchDelay: Infinity });
+    : await openSessions(ctx.server.connectString, clients, { heldLockWatchDelay: Infinity, tls: ctx.tls });
   try {
     const shared = { counter: 0, inside: 0, overlaps: 0, iterations: 0 };
     const waits = new Samples();

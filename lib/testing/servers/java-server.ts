@@ -64,11 +64,13 @@ export class JavaServer extends ServerBase {
   }
 
   /**
-   * Sets the client port and the zoo.cfg lines for the next start (and wipes the data). A TLS-only
-   * server gets `secure` (its secureClientPort lines, see ./tls.ts) instead of a clientPort.
+   * Sets the client port and the zoo.cfg lines for the next start (and wipes the data). A TLS
+   * server gets `secure` (its secureClientPort lines, see ./tls.ts) instead of a clientPort (and
+   * `plaintextPort`, when those lines also open a plaintext one).
    */
-  configure(clientPort: number, config: string[], myid?: number, secure?: string[]): void {
+  configure(clientPort: number, config: string[], myid?: number, secure?: string[], plaintextPort?: number): void {
     this.clientPort = clientPort;
+    this.plaintextPort = plaintextPort;
     this.config = [
       ...config,
       `dataDir=${this.dataDir}`,

@@ -84,8 +84,10 @@ export abstract class ServerBase implements ZkServer {
   readonly logFile: string;
   protected clientPort = 0;
   protected disposed = false;
-  /** Set for a TLS-only server (before its first start). */
+  /** Set for a TLS server (before its first start). */
   tls: ZkServerTls | undefined;
+  /** A TLS server's plaintext clientPort, when it has one too. */
+  protected plaintextPort: number | undefined;
   private starting: Promise<void> | undefined;
 
   constructor(readonly name: string) {
@@ -108,6 +110,10 @@ export abstract class ServerBase implements ZkServer {
 
   get connectString(): string {
     return `${HOST}:${this.clientPort}`;
+  }
+
+  get plaintextConnectString(): string | undefined {
+    return this.plaintextPort === undefined ? undefined : `${HOST}:${this.plaintextPort}`;
   }
 
   abstract get pid(): number | undefined;

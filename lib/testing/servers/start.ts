@@ -62,7 +62,9 @@ export async function startZooKeeper(opts: ZkServerOptions = {}): Promise<ZkServ
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const port = await freePort();
     if (server instanceof JavaServer) {
-      server.configure(port, baseConfig(tickTime), undefined, tls && (await secureConfig(tls, HOST, port)));
+      const plain = tls?.alsoPlaintext ? await freePort() : undefined;
+      const secure = tls && (await secureConfig(tls, HOST, port, plain));
+      server.configure(port, baseConfig(tickTime), undefined, secure, plain);
     } else await server.configure(port, dockerEnvironment(tickTime));
     try {
       await opts.prepareData?.(server.dataDir);
@@ -164,11 +166,13 @@ async function configureMembers(servers: ServerBase[], tickTime: number, tls?: Z
     for (let i = 0; i < size; i++) ports.push([await freePort(), await freePort(), await freePort()]);
     const peers = ports.map(([, peer, election], i) => `server.${i + 1}=${HOST}:${peer}:${election}`);
     for (const [i, server] of servers.entries()) {
+      const plain = tls?.alsoPlaintext ? await freePort() : undefined;
       (server as JavaServer).configure(
         ports[i][0],
         [...baseConfig(tickTime), 'initLimit=10', 'syncLimit=5', ...peers],
         i + 1,
-        tls && (await secureConfig(tls, HOST, ports[i][0])),
+        tls && (await secureConfig(tls, HOST, ports[i][0], plain)),
+        plain,
       );
     }
     return;

@@ -229,11 +229,18 @@ export interface ZkServerTlsOptions {
   x509Auth?: boolean;
   /** The server's certificate (default: the kit's, CN=zookeeper for 127.0.0.1, valid now). */
   certificate?: TlsCertificate;
+  /**
+   * Also a plaintext clientPort (Netty serves both), e.g. to compare TLS with plaintext on one
+   * server (the benchmark); its address is the server's `plaintextConnectString`. Default: TLS only.
+   */
+  alsoPlaintext?: boolean;
 }
 
 /** What a TLS test server offers its clients. */
 export interface ZkServerTls {
   readonly clientAuth: 'none' | 'want' | 'need';
+  /** A plaintext clientPort too (see {@link ZkServerTlsOptions.alsoPlaintext}). */
+  readonly alsoPlaintext: boolean;
   readonly x509Auth: boolean;
   /** The test CA (PEM): it signed the server's certificate, and the server trusts client certificates it signed. */
   readonly ca: string;
@@ -252,6 +259,7 @@ export async function serverTls(options: true | ZkServerTlsOptions): Promise<ZkS
   const clientAuth = given.clientAuth ?? 'none';
   return Object.freeze({
     clientAuth,
+    alsoPlaintext: given.alsoPlaintext ?? false,
     x509Auth: given.x509Auth ?? clientAuth !== 'none',
     ca: made.ca,
     server: given.certificate ?? made.server,
@@ -260,10 +268,16 @@ export async function serverTls(options: true | ZkServerTlsOptions): Promise<ZkS
   });
 }
 
-/** The zoo.cfg lines of a server with only a secureClientPort (on 127.0.0.1:`port`). */
-export async function secureConfig(tls: ZkServerTls, host: string, port: number): Promise<string[]> {
+/** The zoo.cfg lines of a server with a secureClientPort (on `host`:`port`), and a clientPort at `plainPort` if given. */
+export async function secureConfig(
+  tls: ZkServerTls,
+  host: string,
+  port: number,
+  plainPort?: number,
+): Promise<string[]> {
   const { trustStore } = await testTlsMaterial();
   return [
+    ...(plainPort === undefined ? [] : [`clientPort=${plainPort}`, `clientPortAddress=${host}`]),
     'serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory',
     `secureClientPort=${port}`,
     `secureClientPortAddress=${host}`,

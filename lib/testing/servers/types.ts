@@ -38,6 +38,8 @@ export interface ZkServer {
   readonly connectString: string;
   /** With the `tls` option: its certificates, and the `tls` option for its clients (`tls.clientOptions`). */
   readonly tls?: ZkServerTls;
+  /** With `tls: { alsoPlaintext: true }`: `127.0.0.1:<its plaintext clientPort>`. */
+  readonly plaintextConnectString?: string;
   /** ZooKeeper's dataDir (inside `dir`; for Docker, the staging dir copied into the container). */
   readonly dataDir: string;
   /** The server's temp dir (config, data, log). */
