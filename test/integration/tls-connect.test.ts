@@ -15,7 +15,12 @@ import { Test } from '@nestjs/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ZkHealthIndicator } from '../../lib/health/index.js';
 import { LockService, ZkConnectionService, ZkLockModule, type ZkLockOptions } from '../../lib/index.js';
-import { issueTestCertificate, tlsFourLetter, type TlsCertificate } from '../../lib/testing/servers/tls.js';
+import {
+  issueTestCertificate,
+  TLS_PASSWORD,
+  tlsFourLetter,
+  type TlsCertificate,
+} from '../../lib/testing/servers/tls.js';
 import { closeLockClients, lockClient } from '../fixtures/lock-clients.js';
 import { startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
 
@@ -177,6 +182,13 @@ describe('certificate rotation without a restart', () => {
       await again.release();
     },
   );
+
+  it('a PKCS#12 key store as keytool writes it (pfx + passphrase) is a client certificate too', async () => {
+    const { connection } = await lockClient(server.connectString, {
+      tls: { ca: server.tls!.ca, pfx: readFileSync(server.tls!.client.keyStore), passphrase: TLS_PASSWORD },
+    });
+    expect(connection.transport?.()).toMatchObject({ encrypted: true, identity: `x509:${CLIENT}` });
+  });
 
   it('forRootAsync reads the certificate files in useFactory', async () => {
     writeFileSync(join(dir, 'ca.pem'), server.tls!.ca);

@@ -185,6 +185,15 @@ describe('TLS failures at start-up: ZkConnectError within connectTimeout, naming
     ).toMatch(/the tls option's function failed: the secret store is sealed/);
   });
 
+  it('a tls function whose promise never settles (a hung secret store): the attempt gives up, not the loop', async () => {
+    // The attempt's own connect timeout is the session timeout (2000 ms) over one server.
+    const message = await failedStartUp(
+      { connectionString: mutual.connectString, tls: () => new Promise<never>(() => undefined) },
+      mutual.connectString,
+    );
+    expect(message).toMatch(/the tls option's function failed: no answer within 2000 ms/);
+  });
+
   it('every server of an ensemble string is named with its own reason', async () => {
     const message = await failedStartUp(
       { connectionString: `${mutual.connectString},${plain.connectString}`, tls: { ca: mutual.tls!.ca } },

@@ -66,13 +66,27 @@ export function connectOverTls(
         open(manager, server, options);
         return;
       }
+      // A function that never answers (a secret store that hangs) must not stall the reconnect
+      // loop: after the attempt's connect timeout, the attempt fails and a later answer is dropped.
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        failAttempt(manager, new Error(`no answer within ${manager.connectTimeout} ms`), closed);
+      }, manager.connectTimeout);
+      timer.unref(); // (after close() it finds nothing to do)
+      const settle = (then: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!closed()) then();
+      };
       options.then(
-        (ready) => {
-          if (closed()) return;
-          opening(ready);
-          open(manager, server, ready);
-        },
-        (error: unknown) => failAttempt(manager, error, closed),
+        (ready) =>
+          settle(() => {
+            opening(ready);
+            open(manager, server, ready);
+          }),
+        (error: unknown) => settle(() => failAttempt(manager, error, closed)),
       );
     });
   };
