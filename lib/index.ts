@@ -10,7 +10,10 @@ export type {
   ZkAuth,
   ZkAclEntry,
   ResolvedZkLockOptions,
+  ZkTlsOption,
+  ZkTlsOptions,
 } from './zk-lock.options.js';
+export type { ZkTransport } from './connection/zk-port.js';
 export {
   ZkConnectionService,
   type ZkConnectionState,

@@ -204,7 +204,7 @@ export class ZkConnectionService implements ZkPort, OnModuleInit, OnApplicationS
    * While `connected`: encrypted or not (`tls`), the TLS protocol, the certificates' subjects (never
    * keys; no request). Optional in the type only: the in-process stand-in has no wire.
    */
-  transport?(): ReturnType<ZooKeeperClientAdapter['transport']> {
+  transport(): ReturnType<ZooKeeperClientAdapter['transport']> {
     return this.state === 'connected' ? this.adapter?.transport() : undefined;
   }
 

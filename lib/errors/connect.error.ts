@@ -12,7 +12,9 @@ export class ZkConnectError extends ZkLockError {
     super(
       `Could not connect to ZooKeeper at ${connectionString} within ${timeout} ms` +
         (detail ? ` (${detail})` : '') +
-        '. Is a server running there? Check connectionString and connectTimeout.',
+        (detail?.includes('TLS: ')
+          ? ". Check the tls option and the servers' TLS settings (the reason of each server is above)."
+          : '. Is a server running there? Check connectionString and connectTimeout.'),
     );
   }
 }

@@ -79,7 +79,7 @@ export class ZkHealthIndicator {
     if (state === 'connected' && session) {
       const server = this.connection.serverAddress();
       if (server) details.server = server;
-      const transport = this.connection.transport?.();
+      const transport = this.connection.transport();
       if (transport?.encrypted) {
         const { encrypted: _, ...tls } = transport;
         details.encrypted = true;

@@ -81,6 +81,7 @@ async function resumeAndClose(
     reconnectDelay: options.reconnectDelay,
     auth: options.auth,
     acl: options.acl,
+    tls: options.tls,
     session: credentials,
   });
   try {

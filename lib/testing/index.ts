@@ -42,3 +42,14 @@ export {
   type FourLetterTarget,
 } from './four-letter.js';
 export { waitFor, delay, type WaitForOptions } from './wait.js';
+export {
+  issueTestCertificate,
+  testTlsMaterial,
+  tlsFourLetter,
+  TLS_PASSWORD,
+  type ZkServerTls,
+  type ZkServerTlsOptions,
+  type TlsCertificate,
+  type TestCertificateOptions,
+  type TestTlsMaterial,
+} from './servers/tls.js';

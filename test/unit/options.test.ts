@@ -96,6 +96,7 @@ describe('resolveOptions: defaults', () => {
         'servers',
         'sessionTimeout',
         'shutdownTimeout',
+        'tls',
       ].toSorted(),
     );
   });

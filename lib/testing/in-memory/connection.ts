@@ -166,6 +166,11 @@ export class InMemoryZkConnection implements PublicMembers<ZkConnectionService> 
     };
   }
 
+  /** The stand-in has no wire: never encrypted. */
+  transport(): undefined {
+    return undefined;
+  }
+
   serverAddress(): string | undefined {
     if (this.state !== 'connected') return undefined;
     const [first] = this.options.servers;

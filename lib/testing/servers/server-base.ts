@@ -8,7 +8,6 @@
  * to clean up; when this process dies, however it dies (even SIGKILL), the kernel closes the pipe,
  * `read` sees EOF, and the shell kills the JVM or removes the container, and removes the temp dir.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -17,6 +16,8 @@ import { fourLetter } from '../four-letter.js';
 import { delay } from '../wait.js';
 import { tlsFourLetter, type ZkServerTls } from './tls.js';
 import type { ZkServer } from './types.js';
+
+export { Watchdog } from './watchdog.js';
 
 export const HOST = '127.0.0.1';
 export const START_TIMEOUT_MS = 30_000;
@@ -29,46 +30,6 @@ export class StartError extends Error {
     readonly timedOut: boolean,
   ) {
     super(message);
-  }
-}
-
-export class Watchdog {
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<unknown>;
-
-  constructor(script: string, env: Record<string, string>) {
-    this.child = spawn('/bin/sh', ['-c', script], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-      detached: true,
-    });
-    this.child.unref();
-    (this.child.stdin as net.Socket).unref();
-    this.child.stdin!.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', resolve);
-      this.child.once('error', resolve);
-    });
-  }
-
-  tell(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-
-  /** Stops watching (nothing left to clean up). */
-  async stop(): Promise<void> {
-    this.child.ref();
-    this.child.kill('SIGKILL');
-    await this.exited;
-  }
-
-  /** For the exit hook: kills the watchdog without waiting. */
-  killSync(): void {
-    try {
-      if (this.child.pid !== undefined) process.kill(this.child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
   }
 }
 

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { runtimeFor, type JavaRuntime } from './runtime.js';
-import { Watchdog } from './server-base.js';
+import { Watchdog } from './watchdog.js';
 
 /** A certificate and its key, as files and as text. */
 export interface TlsCertificate {
