@@ -1,7 +1,8 @@
 /**
  * The one place (with ./adapter/) that uses node-zookeeper-client (1.1.3). Everything the client
- * gets wrong (see docs/architecture.md, "The client library") is handled here, so the rest of the
- * library sees a small promise API with deadlines and a single watch dispatcher per path.
+ * gets wrong (docs/architecture.md, "node-zookeeper-client 1.1.3: its gaps, and where they are
+ * handled") is handled here, so the rest of the library sees a small promise API with deadlines
+ * and a single watch dispatcher per path.
  *
  * One adapter wraps one client object, and a client object lives for at most one session:
  * after expiry (or a presumed expiry) the connection service throws it away and makes another.
@@ -64,26 +65,8 @@ export class ZooKeeperClientAdapter {
 
   constructor(options: AdapterOptions) {
     this.requests = new Requests(options.operationTimeout);
-    const clientOptions: Record<string, unknown> = {
-      // The client arms timers with these (connect timeout, ping, reconnect spin): keep them in range.
-      sessionTimeout: Math.min(options.sessionTimeout, MAX_TIMER_DELAY),
-      spinDelay: Math.min(options.reconnectDelay, MAX_TIMER_DELAY),
-      // Never re-send: a re-sent sequential create makes a duplicate node that nobody owns.
-      retries: 0,
-    };
-    if (options.session) {
-      clientOptions.sessionId = options.session.id;
-      clientOptions.sessionPassword = options.session.password;
-    }
-    this.client = zk.createClient(options.connectionString, clientOptions);
-    this.acl = options.acl.map(
-      (entry) =>
-        new zk.ACL(
-          Array.from(entry.perms).reduce((bits, p) => bits | (PERMISSION_BITS[p] ?? 0), 0),
-          new zk.Id(entry.scheme, entry.scheme === 'world' ? entry.id || 'anyone' : entry.id),
-        ),
-    );
-    for (const { credentials } of options.auth) this.client.addAuthInfo('digest', Buffer.from(credentials));
+    this.client = createRawClient(options);
+    this.acl = options.acl.map(toRawAcl);
     // As the Java client: a server gets the session timeout divided by the number of servers to
     // answer the connect request (bounded: a timer cannot wait longer than 2^31-1 ms).
     const serverCount = options.connectionString.split('/')[0].split(',').length;
@@ -124,6 +107,11 @@ export class ZooKeeperClientAdapter {
         ),
       () => this.connected,
     );
+    this.listen();
+  }
+
+  /** The client's own events, turned into ours. */
+  private listen(): void {
     this.client.on('connected', () => this.onConnected());
     this.client.on('connectedReadOnly', () => this.onConnected());
     this.client.on('disconnected', () => {
@@ -358,4 +346,30 @@ function toStat(raw: RawStat): NodeStat {
     numChildren: raw.numChildren,
     dataLength: raw.dataLength,
   };
+}
+
+/** One client object (one session) with our settings, and the digest credentials added. */
+function createRawClient(options: AdapterOptions): RawClient {
+  const clientOptions: Record<string, unknown> = {
+    // The client arms timers with these (connect timeout, ping, reconnect spin): keep them in range.
+    sessionTimeout: Math.min(options.sessionTimeout, MAX_TIMER_DELAY),
+    spinDelay: Math.min(options.reconnectDelay, MAX_TIMER_DELAY),
+    // Never re-send: a re-sent sequential create makes a duplicate node that nobody owns.
+    retries: 0,
+  };
+  if (options.session) {
+    clientOptions.sessionId = options.session.id;
+    clientOptions.sessionPassword = options.session.password;
+  }
+  const client = zk.createClient(options.connectionString, clientOptions);
+  for (const { credentials } of options.auth) client.addAuthInfo('digest', Buffer.from(credentials));
+  return client;
+}
+
+/** An ACL entry of the options, as the client's record. */
+function toRawAcl(entry: ZkAclEntry): unknown {
+  return new zk.ACL(
+    Array.from(entry.perms).reduce((bits, p) => bits | (PERMISSION_BITS[p] ?? 0), 0),
+    new zk.Id(entry.scheme, entry.scheme === 'world' ? entry.id || 'anyone' : entry.id),
+  );
 }

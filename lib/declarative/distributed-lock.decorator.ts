@@ -7,7 +7,7 @@ import { isHandlerCallOf, outsideHandlerCall, runnerFor, type LockRunner } from 
 import { createLockSpec, type DistributedLockOptions, type LockCall, type LockTarget } from './lock-spec.js';
 
 /** Marks our wrappers, so that wrapping is never done twice. */
-const WRAPPED = Symbol('zk-lock.wrapped');
+const WRAPPED = Symbol('nestjs-zk-lock.wrapped');
 
 /**
  * A method `@DistributedLock` can decorate: one that returns a Promise or an Observable. The

@@ -12,7 +12,7 @@ import { jobRunnerFor } from './job-runner.js';
 /** Metadata key of a job's spec, on the wrapper that replaces the method. */
 export const JOB_METADATA = 'zk_lock:job';
 /** Marks our wrappers: the spec they run. */
-const SPEC = Symbol('zk-lock.job-spec');
+const SPEC = Symbol('nestjs-zk-lock.job-spec');
 
 /** What the decorators of one method say. */
 export interface JobSpec {

@@ -161,7 +161,7 @@ function runBench(args: string[]): Promise<Run> {
 beforeAll(async () => {
   // ZooKeeper's default tick, as the benchmark's own server: a busy machine must not expire sessions.
   zk = await startZooKeeper({ tickTime: 2_000 });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-bench-'));
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-bench-'));
 });
 
 afterAll(async () => {

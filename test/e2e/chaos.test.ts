@@ -35,7 +35,7 @@ const CHECKS = [
 let tmp: string;
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-chaos-'));
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-chaos-'));
 });
 
 afterAll(() => {

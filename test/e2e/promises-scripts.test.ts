@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-scripts-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-scripts-'));
   temps.push(dir);
   return dir;
 }

@@ -25,7 +25,7 @@ let tmp: string;
 beforeAll(async () => {
   // ZooKeeper's default tick (session timeouts up to 40 s): a busy machine must not expire sessions.
   zk = await startZooKeeper({ tickTime: 2_000 });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-sample-http-'));
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-sample-http-'));
 });
 
 afterAll(async () => {

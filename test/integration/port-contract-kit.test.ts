@@ -35,7 +35,7 @@ import {
 import { startEnsemble, startZooKeeper } from '../support/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-kit-'));
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-kit-'));
 let server: ZkServer;
 const connections: ZkConnectionService[] = [];
 

@@ -390,7 +390,7 @@ describe('no stray ZooKeeper processes', () => {
   it('a SIGKILLed test process leaves no JVM and no temp dir behind', async () => {
     // Run the harness (the testing kit, built into dist/ by the global setup) in a child node process, then SIGKILL it.
     const repo = fileURLToPath(new URL('../../', import.meta.url));
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-harness-'));
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-harness-'));
     try {
       fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
       // One running server, one stopped (killed, not disposed) server.

@@ -31,7 +31,7 @@ const closers: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   server = await startZooKeeper({ tls: { clientAuth: 'need' } });
-  dir = mkdtempSync(join(tmpdir(), 'zk-lock-tls-files-'));
+  dir = mkdtempSync(join(tmpdir(), 'nestjs-zk-lock-tls-files-'));
 }, 120_000);
 afterEach(async () => {
   await closeLockClients();

@@ -63,7 +63,7 @@ export function typeChecked(): unknown[] {
 
 /** tsc on `files` (name -> source) in a scratch project that sees this repository's packages. */
 function compile(files: Record<string, string>): { status: number | null; output: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'zk-lock-types-'));
+  const dir = mkdtempSync(join(tmpdir(), 'nestjs-zk-lock-types-'));
   try {
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));

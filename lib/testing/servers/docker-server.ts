@@ -48,7 +48,7 @@ export function dockerEnvironment(tickTime: number, extra: Record<string, string
 
 /** A Docker network for an ensemble's members, removed with the ensemble (or by its watchdog). */
 export class DockerNetwork {
-  readonly name = `zk-lock-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  readonly name = `nestjs-zk-lock-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private readonly watchdog: Watchdog;
 
   constructor(private readonly runtime: DockerRuntime) {
@@ -210,7 +210,7 @@ export class DockerServer extends ServerBase {
   }
 
   private async createContainer(): Promise<void> {
-    const args = ['create', '--name', `zk-lock-test-${process.pid}-${Math.random().toString(36).slice(2, 10)}`];
+    const args = ['create', '--name', `nestjs-zk-lock-test-${process.pid}-${Math.random().toString(36).slice(2, 10)}`];
     args.push('-p', `${HOST}:${this.clientPort}:2181`);
     if (this.membership) {
       const { network, alias } = this.membership;

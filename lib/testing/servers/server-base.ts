@@ -52,7 +52,7 @@ export abstract class ServerBase implements ZkServer {
   private starting: Promise<void> | undefined;
 
   constructor(readonly name: string) {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-test-'));
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-test-'));
     this.dataDir = path.join(this.dir, 'data');
     this.logFile = path.join(this.dir, 'zookeeper.log');
     fs.mkdirSync(this.dataDir);

@@ -45,7 +45,7 @@ export interface TestCertificateOptions {
 }
 
 /** The password of every key store and trust store made here. */
-export const TLS_PASSWORD = 'zk-lock-test';
+export const TLS_PASSWORD = 'nestjs-zk-lock-test';
 const ORG = 'O=zk-lock tests';
 
 /** The kit's CA and what servers need: made once per process. */
@@ -85,7 +85,7 @@ export async function issueTestCertificate(
 }
 
 async function makeMaterial(): Promise<TestTlsMaterial> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zk-lock-tls-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nestjs-zk-lock-tls-'));
   const watchdog = new Watchdog('while read -r line; do :; done; rm -rf "$ZK_DIR"', { ZK_DIR: dir });
   void watchdog; // kept alive by its pipe until this process ends
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
