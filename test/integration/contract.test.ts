@@ -5,7 +5,6 @@
  * Mutual exclusion; a clean give-up on timeout and on abort (no node, no watch left: the
  * server's own `wchp`); a double release; the lost-lock signal on session expiry; shutdown.
  */
-import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   LockAbortedError,
@@ -16,7 +15,7 @@ import {
   ZooKeeperError,
 } from '../../lib/index.js';
 import { useFileServer } from '../fixtures/file-server.js';
-import { OverlapDetector } from '../fixtures/lock-clients.js';
+import { OverlapDetector, closeSessionFromOutside } from '../fixtures/lock-clients.js';
 import { TcpProxy, waitFor, watchesByPath } from '../support/index.js';
 import {
   closeContenders,
@@ -76,26 +75,6 @@ async function watchesUnder(path: string): Promise<number> {
 async function settlesTo(path: string, nodes: number): Promise<void> {
   await waitFor(async () => (await lockNodesUnder(path)).length === nodes && (await watchesUnder(path)) === 0, {
     message: `${nodes} lock node(s) and no watch left under ${path}`,
-  });
-}
-
-/** Ends a session from outside, as the server does on expiry: resume it with a raw client, then close it. */
-async function expireSession(credentials: { id: Buffer; password: Buffer }): Promise<void> {
-  const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
-    createClient(c: string, o: object): { connect(): void; close(): void; once(e: string, f: () => void): void };
-  };
-  const client = zookeeper.createClient(server.connectString, {
-    sessionTimeout: 2_000,
-    sessionId: credentials.id,
-    sessionPassword: credentials.password,
-  });
-  await new Promise<void>((resolve) => {
-    client.once('connected', resolve);
-    client.connect();
-  });
-  await new Promise<void>((resolve) => {
-    client.once('disconnected', resolve);
-    client.close();
   });
 }
 
@@ -200,7 +179,7 @@ describe.each(VARIANTS)('the lock contract: $name', (variant: Variant) => {
     await waitFor(async () => (await watchesUnder(path)) > 0, { message: 'the second contender waits (a watch)' });
 
     proxy.refuse(); // the holder cannot reconnect while its session is taken over and closed
-    await expireSession(a.connection.sessionCredentials()!);
+    await closeSessionFromOutside(server.connectString, a.connection.sessionCredentials()!);
     proxy.restore();
 
     const taken = await next;

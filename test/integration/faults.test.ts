@@ -3,7 +3,6 @@
  * loopback proxy: recoverable creates, expiry, partitions, server restarts.
  * Test servers tick every 200 ms, so session timeouts are between 400 ms and 4 s.
  */
-import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   LockLostError,
@@ -12,7 +11,7 @@ import {
   ZkConnectionService,
   type ZkConnectionEvent,
 } from '../../lib/index.js';
-import { closeLockClients, lockClient, childrenOf } from '../fixtures/lock-clients.js';
+import { closeLockClients, lockClient, childrenOf, closeSessionFromOutside } from '../fixtures/lock-clients.js';
 import { delay, startZooKeeper, TcpProxy, waitFor, type ZkServer } from '../support/index.js';
 
 let server: ZkServer;
@@ -42,26 +41,6 @@ function children(path: string): Promise<string[]> {
 /** Resolves with the time the signal aborted (performance.now()). */
 function abortedAt(signal: AbortSignal): Promise<number> {
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(performance.now()), { once: true }));
-}
-
-/** Ends a session from outside, as the server would on expiry: resume it with a raw client, then close it. */
-async function expireSession(credentials: { id: Buffer; password: Buffer }): Promise<void> {
-  const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
-    createClient(c: string, o: object): { connect(): void; close(): void; once(e: string, f: () => void): void };
-  };
-  const client = zookeeper.createClient(server.connectString, {
-    sessionTimeout: 2_000,
-    sessionId: credentials.id,
-    sessionPassword: credentials.password,
-  });
-  await new Promise<void>((resolve) => {
-    client.once('connected', resolve);
-    client.connect();
-  });
-  await new Promise<void>((resolve) => {
-    client.once('disconnected', resolve);
-    client.close();
-  });
 }
 
 describe('connection cut while the create is in flight', () => {
@@ -127,7 +106,7 @@ describe('session expiry while holding', () => {
     // While the holder cannot reconnect, another client takes its session over and closes it;
     // then the holder reconnects and the server tells it the session has expired.
     proxy.refuse();
-    await expireSession(a.connection.sessionCredentials()!);
+    await closeSessionFromOutside(server.connectString, a.connection.sessionCredentials()!);
     proxy.restore();
 
     const next = await waiting;
@@ -183,7 +162,7 @@ describe('session expiry and the other lock kinds', () => {
     const nextLease = b.locks.acquire('/locks/expiry-sem', { leases: 1, timeout: 10_000 });
     const write = b.locks.acquireWrite('/locks/expiry-rw', { timeout: 10_000 });
     proxy.refuse();
-    await expireSession(a.connection.sessionCredentials()!);
+    await closeSessionFromOutside(server.connectString, a.connection.sessionCredentials()!);
     proxy.restore();
     const [gotLease, gotWrite] = await Promise.all([nextLease, write]);
     await waitFor(() => lease.signal.aborted && read.signal.aborted, { message: 'the holder is told' });
@@ -209,7 +188,7 @@ describe('session expiry and the other lock kinds', () => {
     });
     const firstSession = a.connection.sessionCredentials()!;
     proxy.refuse();
-    await expireSession(firstSession);
+    await closeSessionFromOutside(server.connectString, firstSession);
     proxy.restore();
     // Its old lease and inner-lock node went with the session; it queues again in the next one.
     await waitFor(

@@ -5,7 +5,6 @@
  * the loss instead of queueing behind itself (plain and coalesced, session loss and revocation).
  */
 import { EventEmitterAsyncResource } from 'node:events';
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -15,7 +14,7 @@ import {
   type ZkConnectionService,
   type ZkLockOptions,
 } from '../../lib/index.js';
-import { childrenOf, lockClient } from '../fixtures/lock-clients.js';
+import { childrenOf, lockClient, closeSessionFromOutside } from '../fixtures/lock-clients.js';
 import { useFileServer } from '../fixtures/file-server.js';
 import { TcpProxy, waitFor } from '../support/index.js';
 
@@ -39,28 +38,9 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 async function expireSession(proxy: TcpProxy, connection: ZkConnectionService): Promise<void> {
   const session = connection.currentSession()!;
   proxy.blackhole(); // else the client may take the session back before the raw client closes it
-  await closeSession(connection.sessionCredentials()!);
+  await closeSessionFromOutside(server.connectString, connection.sessionCredentials()!);
   proxy.restore();
   await waitFor(() => session.ended.aborted, { message: 'the client learns of the expiry' });
-}
-
-async function closeSession(credentials: { id: Buffer; password: Buffer }): Promise<void> {
-  const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
-    createClient(c: string, o: object): { connect(): void; close(): void; once(e: string, f: () => void): void };
-  };
-  const client = zookeeper.createClient(server.connectString, {
-    sessionTimeout: 2_000,
-    sessionId: credentials.id,
-    sessionPassword: credentials.password,
-  });
-  await new Promise<void>((resolve) => {
-    client.once('connected', resolve);
-    client.connect();
-  });
-  await new Promise<void>((resolve) => {
-    client.once('disconnected', resolve);
-    client.close();
-  });
 }
 
 describe('work that got the lock through reentrancy (issue 11, item 4)', () => {

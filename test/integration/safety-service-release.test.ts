@@ -3,7 +3,6 @@
  * shutdown began, a release whose delete fails for good, release requests and `tryAcquire` on the
  * coalesced path, a handle lost before it was returned, and long timeouts.
  */
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -15,7 +14,7 @@ import {
   ZooKeeperError,
 } from '../../lib/index.js';
 import type { ZkSession } from '../../lib/connection/zk-port.js';
-import { childrenOf, lockClient } from '../fixtures/lock-clients.js';
+import { childrenOf, lockClient, closeSessionFromOutside } from '../fixtures/lock-clients.js';
 import { useFileServer } from '../fixtures/file-server.js';
 import { TcpProxy, waitFor } from '../support/index.js';
 
@@ -43,28 +42,9 @@ function basename(node: string): string {
 async function expireSession(proxy: TcpProxy, connection: ZkConnectionService): Promise<void> {
   const session = connection.currentSession()!;
   proxy.blackhole(); // else the client may take the session back before the raw client closes it
-  await closeSession(connection.sessionCredentials()!);
+  await closeSessionFromOutside(server.connectString, connection.sessionCredentials()!);
   proxy.restore();
   await waitFor(() => session.ended.aborted, { message: 'the client learns of the expiry' });
-}
-
-async function closeSession(credentials: { id: Buffer; password: Buffer }): Promise<void> {
-  const zookeeper = createRequire(import.meta.url)('node-zookeeper-client') as {
-    createClient(c: string, o: object): { connect(): void; close(): void; once(e: string, f: () => void): void };
-  };
-  const client = zookeeper.createClient(server.connectString, {
-    sessionTimeout: 2_000,
-    sessionId: credentials.id,
-    sessionPassword: credentials.password,
-  });
-  await new Promise<void>((resolve) => {
-    client.once('connected', resolve);
-    client.connect();
-  });
-  await new Promise<void>((resolve) => {
-    client.once('disconnected', resolve);
-    client.close();
-  });
 }
 
 describe('an acquisition that completes after shutdown began (issue 11, item 3)', () => {
