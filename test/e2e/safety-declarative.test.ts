@@ -132,7 +132,9 @@ describe('a subscriber that leaves while waiting for the lock (issue 11, item 9)
       streams.ticks().subscribe({ error: (error: unknown) => errors.push(error) }),
     );
     await waitFor(async () => (await children(path)).length === 6, { message: '5 waiters queued behind the holder' });
-    expect(await watchCount(server)).toBe(5); // each waits on its predecessor
+    // each waits on its predecessor (its watch is set just after its node is listed: wait for it)
+    await waitFor(async () => (await watchCount(server)) === 5, { message: 'each waiter watches its predecessor' });
+    expect(await watchCount(server)).toBe(5);
     for (const subscription of subscriptions) subscription.unsubscribe();
     await waitFor(async () => (await children(path)).length === 1, {
       timeout: 5_000,
