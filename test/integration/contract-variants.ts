@@ -1,5 +1,5 @@
 /**
- * The ways of holding a lock that the lock contract (contract.test.ts) runs over, like Curator's
+ * The ways of holding a lock that the lock contract (contract-suite.ts) runs over, like Curator's
  * TestInterProcessMutexBase and its abstract makeLock(): each variant makes contenders (one
  * ZooKeeper session each) whose `acquire` holds a lock of one path its own way. The contract
  * sees only {@link Contender} and {@link ContractHold}.

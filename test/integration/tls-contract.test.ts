@@ -1,7 +1,8 @@
 /**
- * Issue 16 acceptance: the lock contract (contract.test.ts) over TLS, every way of holding a lock
- * (contract-variants.ts), against a standalone server with only a secureClientPort and mutual TLS
- * (ssl.clientAuth=need, x509 identities), started by the test support with throwaway keystores.
+ * Issue 16 acceptance: the lock contract (contract-suite.ts, run in plaintext by contract.test.ts)
+ * over TLS, every way of holding a lock (contract-variants.ts), against a standalone server with
+ * only a secureClientPort and mutual TLS (ssl.clientAuth=need, x509 identities), started by the
+ * test support with throwaway keystores.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { closeLockClients } from '../fixtures/lock-clients.js';
