@@ -11,7 +11,9 @@ import type { ZkLockOptions } from '../lib/index.js';
 import type { ZkEnsemble } from '../test/support/zookeeper.js';
 import { expireSession, pause, startMember } from './fault-tools.js';
 import type { Prng } from './prng.js';
-import { cutBeforePing, silenceThenCutOnNotification, type Cut, type Targetable } from './targeted-faults.js';
+import { PATHS } from './messages.js';
+import type { Pacing } from './pacer.js';
+import { cutBeforePing, pacedNotifyCut, type Cut, type Targetable } from './targeted-faults.js';
 
 export const FAULT_KINDS = [
   'follower-kill',
@@ -35,7 +37,7 @@ export const FAULT_TEXT: Record<FaultKind, string> = {
   'holder-sigstop': 'SIGSTOP the lock holder between its read and its write, longer than its session timeout',
   'worker-kill': 'kill -9 a worker process, start a new one',
   'notify-cut':
-    'deliver a watch notification to a (holding) worker, then cut it off both ways past its session timeout',
+    "silence a worker queued behind main's own hold of the counter lock, release it (a notification to the silent worker), then cut it off both ways past its session timeout",
   'ping-cut': "drop a (holding) worker's ping and cut it off both ways past its session timeout",
 };
 
@@ -89,6 +91,8 @@ export interface World {
   /** With --tls: how another client reaches the ensemble (to expire a worker's session). */
   tls?: ZkLockOptions['tls'];
   workers: readonly FaultTarget[];
+  /** Main's own hand in the read/write lock, for notify-cut (chaos/pacer.ts). */
+  pacer: Pacing;
   /** A line of the run's timeline. */
   log(text: string): void;
   /**
@@ -105,6 +109,8 @@ export class FaultInjector {
   /** Faults under way, for the status line. */
   readonly active = new Set<string>();
   private memberFault = false;
+  /** A notify-cut is under way (main holds, or is taking, its lock: chaos/pacer.ts). */
+  private pacing = false;
   /**
    * Every fault injected, from its start to its undoing (`end` unset while under way; member
    * faults end when the quorum is back), with the worker it hit.
@@ -185,8 +191,9 @@ export class FaultInjector {
       case 'follower-kill':
       case 'leader-kill':
         return !this.memberFault;
-      case 'holder-sigstop':
       case 'notify-cut':
+        return !this.pacing && this.free().length > 0; // (one at a time: main holds one lock)
+      case 'holder-sigstop':
       case 'ping-cut':
         return this.free().length > 0;
       case 'session-expire':
@@ -377,36 +384,21 @@ export class FaultInjector {
   }
 
   /**
-   * notify-cut / ping-cut (targeted-faults.ts): waits (up to 10 s; the first 6 s for a worker
-   * that holds a lock) for the packet, cuts that worker off both ways for its session timeout +
-   * 0.5-2 s, then restores.
+   * notify-cut / ping-cut (targeted-faults.ts): waits for the packet (a ping: up to 10 s, the first
+   * 6 s for a worker that holds a lock; a notification: paced by main, see pacedNotifyCut), cuts
+   * that worker off both ways for its session timeout + 0.5-2 s, then restores.
    */
   private async cutOnPacket(kind: 'notify-cut' | 'ping-cut'): Promise<void> {
-    const waiting = `${kind} (waiting for a ${kind === 'ping-cut' ? 'ping' : 'notification'})`;
+    const waiting = `${kind} (waiting for a ${kind === 'ping-cut' ? 'ping' : 'watcher'})`;
     this.active.add(waiting);
     let window: FaultWindow | undefined;
     const onCut = (target: FaultTarget) => {
       this.busy.add(target.id);
       window = this.open(kind, target);
     };
-    const cut =
-      kind === 'ping-cut'
-        ? await cutBeforePing({
-            candidates: () => this.free(),
-            preferMs: 6_000,
-            waitMs: 10_000,
-            signal: this.ending.signal,
-            onCut,
-          })
-        : await this.notifyCut(onCut);
+    const cut = kind === 'ping-cut' ? await this.pingCut(onCut) : await this.notifyCut(onCut);
     this.active.delete(waiting);
-    if (!cut || !window) {
-      const packet = kind === 'ping-cut' ? 'ping' : 'notification';
-      return this.skip(
-        kind,
-        this.ending.signal.aborted ? `the faults ended before a ${packet}` : `no ${packet} within 10 s`,
-      );
-    }
+    if (typeof cut === 'string' || !window) return this.skip(kind, typeof cut === 'string' ? cut : 'no cut');
     const { target } = cut;
     const label = `${kind} w${target.id}`;
     this.active.add(label);
@@ -430,39 +422,44 @@ export class FaultInjector {
     this.world.log(`undo    ${kind}: worker ${target.id} reconnected`);
   }
 
+  private async pingCut(onCut: (target: FaultTarget) => void): Promise<Cut<FaultTarget> | string> {
+    const cut = await cutBeforePing({
+      candidates: () => this.free(),
+      preferMs: 6_000,
+      waitMs: 10_000,
+      signal: this.ending.signal,
+      onCut,
+    });
+    return cut ?? (this.ending.signal.aborted ? 'the faults ended before a ping' : 'no ping within 10 s');
+  }
+
   /**
-   * notify-cut: silences one free worker after another until a notification reaches one, for up
-   * to 10 s: a worker that holds a lock for seconds, else (after 3 s) one that holds any, else
-   * (after 6 s) any.
+   * notify-cut on a worker that watches main's node of the counter lock (chaos/pacer.ts): a worker
+   * that waits for the counter while it holds the read/write lock (`nested`, or a `longRead` of its
+   * other loop) is the case of issue 11 item 1 (a holder waiting behind another lock).
    */
-  private async notifyCut(onCut: (target: FaultTarget) => void): Promise<Cut<FaultTarget> | undefined> {
-    const armedAt = performance.now();
-    while (performance.now() - armedAt < 10_000 && !this.ending.signal.aborted) {
-      const waited = performance.now() - armedAt;
-      const free = this.free().filter((w) => w.pid() !== undefined);
-      const long = free.filter((w) => w.holdsLong());
-      const holders = free.filter((w) => w.holding().length > 0);
-      const choices =
-        long.length > 0 ? long : waited >= 3_000 && holders.length > 0 ? holders : waited >= 6_000 ? free : [];
-      if (choices.length === 0) {
-        await pause(100, this.ending.signal);
-        continue;
-      }
-      const target = this.prng.pick(choices);
-      this.busy.add(target.id);
-      // Silent for 0.2-0.45 of its session timeout: long enough that the server's last contact is
-      // well before the notification, short enough that the session lives until the cut.
-      const timeout = target.sessionTimeout();
-      const silence = { min: 0.2 * timeout, max: 0.45 * timeout };
-      let cut: Cut<FaultTarget> | undefined;
-      try {
-        cut = await silenceThenCutOnNotification(target, silence, this.ending.signal, onCut);
-      } finally {
-        if (!cut) this.busy.delete(target.id);
-      }
-      if (cut) return cut;
+  private async notifyCut(onCut: (target: FaultTarget) => void): Promise<Cut<FaultTarget> | string> {
+    this.pacing = true;
+    try {
+      return await this.pacedNotifyCut(onCut);
+    } finally {
+      this.pacing = false;
     }
-    return undefined;
+  }
+
+  private pacedNotifyCut(onCut: (target: FaultTarget) => void): Promise<Cut<FaultTarget> | string> {
+    return pacedNotifyCut({
+      pacer: this.world.pacer,
+      path: PATHS.counter,
+      candidates: () => this.free(),
+      prng: this.prng,
+      signal: this.ending.signal,
+      claim: (target) => {
+        this.busy.add(target.id);
+        return { release: () => this.busy.delete(target.id) };
+      },
+      onCut,
+    });
   }
 
   /** Waits (up to 3 s) for a free worker to announce it has read the counter, and stops it right there. */

@@ -28,6 +28,7 @@ import { parseChaosArgs, USAGE, UsageError, type ChaosArgs } from './args.js';
 import { FencedStore } from './fenced-store.js';
 import { startMember } from './fault-tools.js';
 import { FAULT_TEXT, FaultInjector } from './faults.js';
+import { Pacer } from './pacer.js';
 import { PATHS, type LockStyle, type TlsFiles } from './messages.js';
 import { Prng } from './prng.js';
 import { WorkerPool, type Slot } from './slots.js';
@@ -63,6 +64,8 @@ const tlsOption = () =>
     key: fs.readFileSync(tlsFiles.key),
   };
 const allProxies: TcpProxy[] = [];
+/** Main's own lock client (chaos/pacer.ts), closed at the end or on a failure. */
+const pacers: Pacer[] = [];
 let pool: WorkerPool | undefined;
 let injector: FaultInjector | undefined;
 
@@ -89,6 +92,7 @@ installProcessTripwire('chaos main', {
     if (pool) pool.quiet = true;
     injector?.stop();
     pool?.killAll();
+    await Promise.allSettled(pacers.map((p) => p.close()));
     await Promise.allSettled([ensemble?.stop(), ...allProxies.map((p) => p.close())]);
     process.exit(1);
   },
@@ -314,12 +318,15 @@ async function run(args: ChaosArgs): Promise<number> {
   });
   pool = workers;
   await startWorkers(args, prng, workers, members);
+  const pacer = await Pacer.start(members, tlsOption(), (belief) => workers.beliefs.push(belief));
+  pacers.push(pacer);
 
   const faults = new FaultInjector(
     {
       ensemble: members,
       tls: tlsOption(),
       workers: workers.slots,
+      pacer,
       log: event,
       onYielding: (take) => {
         workers.yieldTakers.add(take);
@@ -334,6 +341,7 @@ async function run(args: ChaosArgs): Promise<number> {
   const injected = await injectFaults(args, faults, workers, store);
   const notWrittenAgain = await recover(workers, members);
   await stopWorkers(workers);
+  await pacer.close();
   const orphans = await findOrphans(members);
   output.end();
 
@@ -380,6 +388,7 @@ async function main(): Promise<number> {
     if (pool) pool.quiet = true;
     injector?.stop();
     pool?.killAll();
+    await Promise.allSettled(pacers.map((p) => p.close()));
     await Promise.allSettled([ensemble?.stop(), ...allProxies.map((p) => p.close())]);
     return 1;
   }

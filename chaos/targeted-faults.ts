@@ -2,12 +2,13 @@
  * Targeted faults of the chaos run, timed on the ZooKeeper packets that cross a worker's
  * proxies (TcpProxy cuts each direction into frames: `cutAfter`, `cutBefore`, `onFrame`):
  *
- * - `notify-cut`: a worker that holds a lock goes silent (its packets to the server are held
- *   back, as if it had nothing to say) for 0.2-0.45 of its session timeout; the moment a watch
- *   notification reaches it then, the notification is delivered and the worker is cut off both ways
- *   (what it said meanwhile never arrives). The notification moves the client's clock forward
- *   without renewing its session: the server expires the session counting from the last packet
- *   it received FROM the client, which is older than the notification by the silence.
+ * - `notify-cut`: a worker that watches a node goes silent (its packets to the server are held
+ *   back, as if it had nothing to say) for 0.2-0.45 of its session timeout; the node then goes
+ *   (chaos/pacer.ts: main holds it and releases it), the notification is delivered and the worker
+ *   is cut off both ways (what it said meanwhile never arrives). The notification moves the
+ *   client's clock forward without renewing its session: the server expires the session counting
+ *   from the last packet it received FROM the client, which is older than the notification by the
+ *   silence.
  * - `ping-cut`: the moment a worker sends a ping (it had sent nothing for a third of its session
  *   timeout), the ping is dropped and the worker cut off both ways: the server last heard from it
  *   as long ago as it ever does, so its session expires as early as it can.
@@ -16,6 +17,8 @@
  * expires and the next holders get its locks; its own holders must have stopped believing before.
  */
 import { isNotification, isPing, type TcpProxy, type ZkFrame } from '../test/support/proxy.js';
+import type { Pacing } from './pacer.js';
+import type { Prng } from './prng.js';
 
 /** A worker as the targeted faults see it. */
 export interface Targetable {
@@ -60,14 +63,17 @@ function wait(ms: number, signal: AbortSignal): Promise<boolean> {
 /**
  * notify-cut on one worker: silences it (up to `silenceMs.max`) and cuts it off right after the
  * first notification that reaches it after `silenceMs.min` of silence (the longer the silence,
- * the older the server's last contact). Resolves with the cut, or undefined (its held packets
- * then go out, late) when none came in time or `signal` aborted.
+ * the older the server's last contact). `trigger.fire` is called after `trigger.afterMs` of
+ * silence (at least `silenceMs.min`): it makes the notification (deletes a node the target
+ * watches). Resolves with the cut, or undefined (its held packets then go out, late) when none
+ * came in time or `signal` aborted.
  */
 export async function silenceThenCutOnNotification<T extends Targetable>(
   target: T,
   silenceMs: { min: number; max: number },
   signal: AbortSignal,
   onCut: (target: T) => void,
+  trigger: { afterMs: number; fire: () => void },
 ): Promise<Cut<T> | undefined> {
   const arm: { state: 'armed' | 'fired' | 'cancelled' } = { state: 'armed' };
   const silentSince = performance.now();
@@ -82,6 +88,9 @@ export async function silenceThenCutOnNotification<T extends Targetable>(
   const fired = new Promise<number>((resolve) => {
     for (const proxy of target.proxies) void proxy.cutAfter('down', match).then((cut) => resolve(cut.at));
   });
+  void wait(Math.max(trigger.afterMs, silenceMs.min), signal).then((due) => {
+    if (due && arm.state === 'armed') trigger.fire(); // (not once the cut came, or it was called off)
+  });
   const outcome = await Promise.race([fired, wait(silenceMs.max, signal).then(() => undefined)]);
   if (arm.state !== 'fired') {
     arm.state = 'cancelled';
@@ -92,6 +101,64 @@ export async function silenceThenCutOnNotification<T extends Targetable>(
   for (const proxy of target.proxies) proxy.resume('up'); // nothing held any more: just the flag
   onCut(target);
   return { target, sinceLastUp: (outcome ?? performance.now()) - silentSince, held };
+}
+
+/**
+ * notify-cut, paced (chaos/pacer.ts): main takes the lock of `path`; once a free worker watches
+ * main's node (for the first 2.5 s, only one that holds another lock for seconds meanwhile, as
+ * `nested` and `longRead` do; then one that holds any lock; after 4 s any; up to 5 s), that
+ * worker is silenced for 0.2-0.45 of its session timeout and main releases its lock somewhere in
+ * the first half of that window: the notification of the deletion reaches the silent worker, which
+ * is cut off right after it. Resolves with the cut, or why there was none.
+ */
+export async function pacedNotifyCut<T extends Targetable & { sessionHex(): string | undefined }>(options: {
+  pacer: Pacing;
+  path: string;
+  candidates: () => T[];
+  prng: Prng;
+  signal: AbortSignal;
+  /** The target is chosen (before its silence); `release` when no cut came of it. */
+  claim: (target: T) => { release(): void };
+  onCut: (target: T) => void;
+}): Promise<Cut<T> | string> {
+  const { pacer, path, prng, signal } = options;
+  const hold = await pacer.hold(path, 10_000, signal);
+  if (!hold) return signal.aborted ? 'the faults ended' : `the harness could not take ${path} within 10 s`;
+  try {
+    const since = performance.now();
+    while (performance.now() - since < 5_000 && !signal.aborted) {
+      const watching = await pacer.watchers(hold.node);
+      const sessionOf = (w: T) => {
+        const hex = w.sessionHex();
+        return hex === undefined ? undefined : BigInt(`0x${hex}`);
+      };
+      const free = options.candidates().filter((w) => w.pid() !== undefined && watching.has(sessionOf(w) ?? -1n));
+      const waited = performance.now() - since;
+      const long = free.filter((w) => w.holdsLong());
+      const holders = free.filter((w) => w.holding().length > 0);
+      const choices =
+        long.length > 0 ? long : waited >= 2_500 && holders.length > 0 ? holders : waited >= 4_000 ? free : [];
+      if (choices.length === 0) {
+        await wait(50, signal);
+        continue;
+      }
+      const target = prng.pick(choices);
+      const claim = options.claim(target);
+      const timeout = target.sessionTimeout();
+      const silence = { min: 0.2 * timeout, max: 0.45 * timeout };
+      const afterMs = prng.between(silence.min, (silence.min + silence.max) / 2);
+      const cut = await silenceThenCutOnNotification(target, silence, signal, options.onCut, {
+        afterMs,
+        fire: () => void hold.release(),
+      });
+      if (cut) return cut;
+      claim.release();
+      return `worker ${target.id} got no notification within ${Math.round(silence.max)} ms of silence`;
+    }
+    return signal.aborted ? 'the faults ended' : `no free worker watched the harness's node within 5 s`;
+  } finally {
+    await hold.release();
+  }
 }
 
 /**
