@@ -27,7 +27,7 @@ import { testTlsMaterial } from '../lib/testing/servers/tls.js';
 import { parseChaosArgs, USAGE, UsageError, type ChaosArgs } from './args.js';
 import { FencedStore } from './fenced-store.js';
 import { startMember } from './fault-tools.js';
-import { FAULT_TEXT, FaultInjector } from './faults.js';
+import { FAULT_TEXT, FaultInjector, type World } from './faults.js';
 import { Pacer } from './pacer.js';
 import { PATHS, type LockStyle, type TlsFiles } from './messages.js';
 import { Prng } from './prng.js';
@@ -287,6 +287,37 @@ async function findOrphans(members: ZkEnsemble) {
   return { ...orphans, memberLeft, afterMs };
 }
 
+/** The 3-server ensemble (with --tls: secureClientPort only, mutual TLS) and the clients' certificate files. */
+async function startMembers(tls: boolean): Promise<ZkEnsemble> {
+  zooKeeperClasspath();
+  const startedEnsemble = Date.now();
+  const members = await startEnsemble({ tickTime: 200, tls: tls && { clientAuth: 'need' } });
+  ensemble = members;
+  if (tls) {
+    const { caFile, client } = await testTlsMaterial();
+    tlsFiles = { ca: caFile, cert: client.certFile, key: client.keyFile };
+  }
+  event(
+    `ensemble of 3 members up in ${secs(Date.now() - startedEnsemble)}: ${members.connectString}${tls ? ' (TLS only)' : ''}`,
+  );
+  return members;
+}
+
+function newInjector(args: ChaosArgs, prng: Prng, members: ZkEnsemble, workers: WorkerPool, pacer: Pacer) {
+  const world: World = {
+    ensemble: members,
+    tls: tlsOption(),
+    workers: workers.slots,
+    pacer,
+    log: event,
+    onYielding: (take) => {
+      workers.yieldTakers.add(take);
+      return { cancel: () => workers.yieldTakers.delete(take) };
+    },
+  };
+  return new FaultInjector(world, prng, args.kinds);
+}
+
 async function run(args: ChaosArgs): Promise<number> {
   startTimeline();
   const seed = args.seed ?? randomInt(2 ** 32);
@@ -296,18 +327,7 @@ async function run(args: ChaosArgs): Promise<number> {
   const store = new FencedStore(logFile);
   const output = fs.createWriteStream(workersLogFile);
 
-  zooKeeperClasspath();
-  const startedEnsemble = Date.now();
-  const members = await startEnsemble({ tickTime: 200, tls: args.tls && { clientAuth: 'need' } });
-  ensemble = members;
-  if (args.tls) {
-    const { caFile, client } = await testTlsMaterial();
-    tlsFiles = { ca: caFile, cert: client.certFile, key: client.keyFile };
-  }
-  event(
-    `ensemble of 3 members up in ${secs(Date.now() - startedEnsemble)}: ${members.connectString}${args.tls ? ' (TLS only)' : ''}`,
-  );
-
+  const members = await startMembers(args.tls);
   const workers = new WorkerPool({
     workerScript: WORKER_SCRIPT,
     store,
@@ -321,21 +341,7 @@ async function run(args: ChaosArgs): Promise<number> {
   const pacer = await Pacer.start(members, tlsOption(), (belief) => workers.beliefs.push(belief));
   pacers.push(pacer);
 
-  const faults = new FaultInjector(
-    {
-      ensemble: members,
-      tls: tlsOption(),
-      workers: workers.slots,
-      pacer,
-      log: event,
-      onYielding: (take) => {
-        workers.yieldTakers.add(take);
-        return { cancel: () => workers.yieldTakers.delete(take) };
-      },
-    },
-    prng,
-    args.kinds,
-  );
+  const faults = newInjector(args, prng, members, workers, pacer);
   injector = faults;
   workers.injector = faults;
   const injected = await injectFaults(args, faults, workers, store);
