@@ -15,8 +15,8 @@ import { ConnectAttempts } from './adapter/connect-attempts.js';
 import { connectOverTls, ownCertificate, transportOf } from './adapter/tls.js';
 import { createContainerRequest } from './adapter/packets.js';
 import { PathWatches } from './adapter/watches.js';
-import { zk, type Callback, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
-import { Requests } from './adapter/requests.js';
+import { zk, type RawClient, type RawConnectionManager, type RawStat } from './adapter/raw-client.js';
+import { Requests, type ReplyCallback } from './adapter/requests.js';
 import { Heartbeat } from './adapter/heartbeat.js';
 import { boundedDelay, MAX_TIMER_DELAY } from './adapter/timers.js';
 import { Wire } from './adapter/wire.js';
@@ -98,12 +98,12 @@ export class ZooKeeperClientAdapter {
         this.requests.run(
           'getData',
           path,
-          (cb: Callback<[Buffer | null, RawStat]>) =>
-            this.client.getData(path, dispatch, (error, ...result) => {
+          (cb: ReplyCallback<Buffer | null, RawStat>) =>
+            this.client.getData(path, dispatch, (error, data, stat) => {
               if (!error) answered();
-              cb(error, ...result);
+              cb(error, data, stat);
             }),
-          ([data]) => data,
+          dataOnly,
         ),
       () => this.connected,
     );
@@ -188,8 +188,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'create',
       path,
-      (cb: Callback<[string]>) => this.client.create(path, data, this.acl, CREATE_MODES[mode], cb),
-      ([created]) => created,
+      (cb: ReplyCallback<string, undefined>) => this.client.create(path, data, this.acl, CREATE_MODES[mode], cb),
+      createdPath,
     );
   }
 
@@ -210,9 +210,9 @@ export class ZooKeeperClientAdapter {
       await this.requests.run(
         'create',
         path,
-        (cb: Callback<[unknown]>) =>
-          this.client.connectionManager.queue(createContainerRequest(path, this.acl), (error) => cb(error, undefined)),
-        () => undefined,
+        (cb: ReplyCallback<undefined, undefined>) =>
+          this.client.connectionManager.queue(createContainerRequest(path, this.acl), (error) => cb(error)),
+        nothing,
       );
     } catch (error) {
       if (!ZooKeeperError.is(error, 'UNIMPLEMENTED')) throw error;
@@ -225,8 +225,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'delete',
       path,
-      (cb: Callback<[]>) => this.client.remove(path, version, cb),
-      () => undefined,
+      (cb: ReplyCallback<undefined, undefined>) => this.client.remove(path, version, cb),
+      nothing,
     );
   }
 
@@ -234,8 +234,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'getChildren',
       path,
-      (cb: Callback<[string[], RawStat]>) => this.client.getChildren(path, cb),
-      ([children, stat]) => ({ children, stat: toStat(stat) }),
+      (cb: ReplyCallback<string[], RawStat>) => this.client.getChildren(path, cb),
+      childrenAndStat,
     );
   }
 
@@ -243,8 +243,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'getData',
       path,
-      (cb: Callback<[Buffer | null, RawStat]>) => this.client.getData(path, undefined, cb),
-      ([data, stat]) => ({ data: data ?? Buffer.alloc(0), stat: toStat(stat) }),
+      (cb: ReplyCallback<Buffer | null, RawStat>) => this.client.getData(path, undefined, cb),
+      dataAndStat,
     );
   }
 
@@ -252,8 +252,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'exists',
       path,
-      (cb: Callback<[RawStat | null]>) => this.client.exists(path, cb),
-      ([stat]) => (stat ? toStat(stat) : null),
+      (cb: ReplyCallback<RawStat | null, undefined>) => this.client.exists(path, cb),
+      statOrNull,
     );
   }
 
@@ -261,8 +261,8 @@ export class ZooKeeperClientAdapter {
     return this.requests.run(
       'setData',
       path,
-      (cb: Callback<[RawStat]>) => this.client.setData(path, data, version, cb),
-      ([stat]) => toStat(stat),
+      (cb: ReplyCallback<RawStat, undefined>) => this.client.setData(path, data, version, cb),
+      toStat,
     );
   }
 
@@ -334,6 +334,14 @@ export class ZooKeeperClientAdapter {
     this.emit({ type: 'connected', sessionId: this.sessionId(), timeout: this.client.getSessionTimeout() });
   }
 }
+
+// What the client's results become (made once: a request is on every lock's path).
+const createdPath = (created: string): string => created;
+const nothing = (): undefined => undefined;
+const dataOnly = (data: Buffer | null): Buffer | null => data;
+const childrenAndStat = (children: string[], stat: RawStat) => ({ children, stat: toStat(stat) });
+const dataAndStat = (data: Buffer | null, stat: RawStat) => ({ data: data ?? Buffer.alloc(0), stat: toStat(stat) });
+const statOrNull = (stat: RawStat | null): NodeStat | null => (stat ? toStat(stat) : null);
 
 function toStat(raw: RawStat): NodeStat {
   return {

@@ -5,7 +5,7 @@
  */
 import { ZooKeeperError, type ZkErrorCode } from '../../errors/zookeeper.error.js';
 import { boundedDelay } from './timers.js';
-import { TRANSIENT_SERVER_CODES, type Callback } from './raw-client.js';
+import { TRANSIENT_SERVER_CODES, type RawException } from './raw-client.js';
 
 /** Error codes the library tells apart; any other (a server code the client does not know included) is OTHER, its number in the message. */
 const ERROR_CODES: Record<number, ZkErrorCode> = {
@@ -27,18 +27,38 @@ export function errorCodeOf(code: number): ZkErrorCode {
   return ERROR_CODES[code] ?? (TRANSIENT_SERVER_CODES.has(code) ? 'THROTTLED' : 'OTHER');
 }
 
+/** What the client calls back with: an error, or up to two results. */
+export type ReplyCallback<A, B> = (error: RawException | null, a?: A, b?: B) => void;
+
 /** A request waiting for its reply. */
-interface InFlight {
-  operation: string;
-  path: string;
-  /** performance.now() value after which the request fails with OPERATION_TIMEOUT. */
-  deadline: number;
-  fail(error: ZooKeeperError): void;
+class InFlight<A, B, R> {
+  constructor(
+    readonly operation: string,
+    readonly path: string,
+    /** performance.now() value after which the request fails with OPERATION_TIMEOUT. */
+    readonly deadline: number,
+    private readonly inflight: Set<InFlight<unknown, unknown, unknown>>,
+    private readonly resolve: (value: R) => void,
+    private readonly reject: (error: ZooKeeperError) => void,
+    private readonly map: (a: A, b: B) => R,
+  ) {}
+
+  /** The client's callback; a reply after the request failed (its deadline, close) is ignored. */
+  answer(error: RawException | null, a: A, b: B): void {
+    if (!this.inflight.delete(this as InFlight<unknown, unknown, unknown>)) return;
+    if (error) this.reject(new ZooKeeperError(errorCodeOf(error.getCode()), this.operation, this.path, error.message));
+    else this.resolve(this.map(a, b));
+  }
+
+  fail(error: ZooKeeperError): void {
+    this.inflight.delete(this as InFlight<unknown, unknown, unknown>);
+    this.reject(error);
+  }
 }
 
 export class Requests {
   /** In the order they were sent. */
-  private readonly inflight = new Set<InFlight>();
+  private readonly inflight = new Set<InFlight<unknown, unknown, unknown>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -48,39 +68,34 @@ export class Requests {
    * Runs one request with a deadline; a late reply is ignored (its outcome is unknown to the caller).
    * Deadlines share ONE timer per connection (requests are in flight in the order they were sent,
    * all with the same timeout, so the oldest one's deadline is the next to pass): a timer per
-   * request was a measurable part of an acquisition's CPU.
+   * request was a measurable part of an acquisition's CPU. `map` turns the client's results into
+   * ours (a function made once, not per request).
    */
-  run<T extends unknown[], R>(
+  run<A, B, R>(
     operation: string,
     path: string,
-    send: (cb: Callback<T>) => void,
-    map: (result: T) => R,
+    send: (cb: ReplyCallback<A, B>) => void,
+    map: (a: A, b: B) => R,
   ): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       if (this.closed) {
         reject(new ZooKeeperError('CLOSED', operation, path, 'the connection is closed'));
         return;
       }
-      const request: InFlight = {
+      const inflight = this.inflight;
+      const request = new InFlight<A, B, R>(
         operation,
         path,
-        deadline: performance.now() + this.operationTimeout,
-        fail: (error) => {
-          this.inflight.delete(request);
-          reject(error);
-        },
-      };
-      this.inflight.add(request);
+        performance.now() + this.operationTimeout,
+        inflight,
+        resolve,
+        reject,
+        map,
+      );
+      inflight.add(request as InFlight<unknown, unknown, unknown>);
       this.arm();
       try {
-        send((error, ...result) => {
-          if (!this.inflight.delete(request)) return;
-          if (error) {
-            reject(new ZooKeeperError(errorCodeOf(error.getCode()), operation, path, error.message));
-            return;
-          }
-          resolve(map(result));
-        });
+        send((error, a, b) => request.answer(error, a as A, b as B));
       } catch (error) {
         request.fail(new ZooKeeperError('OTHER', operation, path, (error as Error).message));
       }

@@ -46,10 +46,14 @@ export class Wire {
   lastAcknowledgedSend = 0;
   /** performance.now() when a packet was last handed to the socket. */
   lastSend = 0;
-  /** Sent packets waiting for their reply, by xid; pings (xid -2) and auth (-4) share their xid, in sending order. */
-  private readonly waiting = new Map<number, Sent[]>();
-  /** Sent packets whose xid the client has not assigned yet (it does so right after taking them from its queue). */
-  private unkeyed: Sent[] = [];
+  /**
+   * Sent packets waiting for their reply, in sending order. A reply answers the oldest packet with
+   * its xid (pings, xid -2, and auth, -4, share theirs); the server answers a session's requests
+   * in order, so that is nearly always the first one (an auth reply may come before a request's).
+   * The client gives a packet its xid right after taking it from its queue, so xids are read when
+   * the reply comes.
+   */
+  private sent: Sent[] = [];
   private connectSentAt = 0;
   private partial: Buffer | null = null;
 
@@ -89,7 +93,7 @@ export class Wire {
       const packet = shift();
       if (packet) {
         this.lastSend = performance.now();
-        this.unkeyed.push({ packet, at: this.lastSend });
+        if (packet.request.header) this.sent.push({ packet, at: this.lastSend });
       }
       return packet;
     };
@@ -109,8 +113,7 @@ export class Wire {
     manager.onSocketClosed = (hadError: boolean) => {
       clearTimeout(this.handshakeTimer);
       this.partial = null;
-      this.waiting.clear();
-      this.unkeyed = [];
+      this.sent = [];
       manager.pendingBuffer = null;
       closed(hadError);
     };
@@ -128,6 +131,11 @@ export class Wire {
         return;
       }
       if (buffer.length < size + 4) break;
+      if (buffer.length === size + 4) {
+        // The rest is one whole reply (nearly always the whole chunk): handed over as it is.
+        this.deliver(buffer, parse);
+        return;
+      }
       const reply = buffer.subarray(0, size + 4);
       buffer = buffer.subarray(size + 4);
       this.deliver(reply, parse);
@@ -169,18 +177,15 @@ export class Wire {
 
   /** The sent packet this reply answers (the oldest with its xid), no longer waiting. */
   private answered(xid: number): Sent | undefined {
-    for (const sent of this.unkeyed) {
-      const key = sent.packet.request.header?.xid;
-      if (key === undefined) continue;
-      const list = this.waiting.get(key);
-      if (list) list.push(sent);
-      else this.waiting.set(key, [sent]);
+    const sent = this.sent;
+    for (let i = 0; i < sent.length; i += 1) {
+      if (sent[i].packet.request.header?.xid !== xid) continue;
+      const found = sent[i];
+      if (i === 0) sent.shift();
+      else sent.splice(i, 1);
+      return found;
     }
-    this.unkeyed = [];
-    const list = this.waiting.get(xid);
-    const sent = list?.shift();
-    if (list && list.length === 0) this.waiting.delete(xid);
-    return sent;
+    return undefined;
   }
 
   /** Drops the connection (the client reconnects to the same session); pending requests fail with CONNECTION_LOSS. */
