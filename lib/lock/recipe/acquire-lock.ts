@@ -41,40 +41,48 @@ export interface Acquired {
  * with an acquisition, nothing of ours is left: no node (a deletion the server cannot take now
  * goes on until it can, or the node goes with its session), watch, timer or listener.
  */
-export async function acquireLock(port: ZkPort, request: AcquireRequest): Promise<Acquired | null> {
-  const attempt = new Attempt(request.deadline, request.signal);
-  try {
-    return await lockWithin(port, request, attempt);
-  } finally {
-    await attempt.drain();
-    attempt.end();
-  }
+export function acquireLock(port: ZkPort, request: AcquireRequest): Promise<Acquired | null> {
+  return lockWithin(port, request, new Attempt(request.deadline, request.signal), true);
 }
 
-/** {@link acquireLock} within an attempt (the semaphore's inner lock shares the semaphore's). */
-export async function lockWithin(port: ZkPort, request: AcquireRequest, attempt: Attempt): Promise<Acquired | null> {
+/**
+ * {@link acquireLock} within an attempt (the semaphore's inner lock shares the semaphore's).
+ * `ownAttempt`: the attempt is this lock's alone; wait for its deletions and end it when done.
+ */
+export async function lockWithin(
+  port: ZkPort,
+  request: AcquireRequest,
+  attempt: Attempt,
+  ownAttempt = false,
+): Promise<Acquired | null> {
   const { dir } = request;
   const prefix = `_c_${attemptId()}-${request.curatorWrite ? '__WRIT__' : MARKER[request.kind]}`;
   let ours: OurNode | undefined;
   try {
     for (;;) {
-      attempt.check(port.currentSession() === undefined); // (out of time without a session: an outage)
-      const session = await attempt.session(port, request.wait);
+      const current = port.currentSession();
+      attempt.check(current === undefined); // (out of time without a session: an outage)
+      const session = current ?? (await attempt.session(port, request.wait));
       if (ours?.session !== session) {
         ours = await createOrRecover(port, request, prefix, attempt);
         continue;
       }
-      let found: { position: Position; stat: NodeStat } | undefined;
+      let listing: { children: string[]; stat: NodeStat };
+      let position: Position | undefined;
       try {
-        found = await locate(port, dir, ours, prefix, attempt);
+        listing = await attempt.reply(port.getChildren(dir));
+        attempt.progressed();
+        position = positionOf(listing.children, ours.name, prefix);
+        if (position.unordered && position.present)
+          position = await ordered(port, dir, ours, prefix, listing.children, position, attempt);
       } catch (error) {
         if (!isTransient(error) && !isNoNode(error)) throw error;
         if (isNoNode(error)) ours = undefined; // the directory went, and our node with it
         await attempt.failed();
         continue;
       }
-      if (!found) continue; // a node that may block ours went meanwhile: list again
-      const { present, blocker, orphans } = found.position;
+      if (!position) continue; // a node that may block ours went meanwhile: list again
+      const { present, blocker, orphans } = position;
       for (const orphan of orphans) void port.remove(`${dir}/${orphan}`).catch(() => undefined);
       if (!present) {
         // Our node is gone: the session ended, or someone deleted it. Queue again.
@@ -86,7 +94,7 @@ export async function lockWithin(port: ZkPort, request: AcquireRequest, attempt:
         const acquired: Acquired = {
           node: `${dir}/${ours.name}`,
           sequence: sequenceOf(ours.name),
-          fencingToken: fencingToken(found.stat.pzxid),
+          fencingToken: fencingToken(listing.stat.pzxid),
           session: ours.session,
         };
         ours = undefined; // handed over: the caller owns it now
@@ -97,37 +105,39 @@ export async function lockWithin(port: ZkPort, request: AcquireRequest, attempt:
     }
   } finally {
     if (ours) attempt.cleanup(deleteNode(port, `${dir}/${ours.name}`, ours.session));
+    if (ownAttempt) {
+      if (attempt.draining) await attempt.drain();
+      attempt.end();
+    }
   }
 }
 
 /**
- * Lists the directory and finds our position. When the order needs creation zxids (the wrapped
- * range of sequences), reads them with `exists`; undefined when a node that may block ours went
- * meanwhile (list again: the listing that grants the lock must not show it).
+ * Our position in a listing whose order needs creation zxids (the wrapped range of sequences):
+ * reads them with `exists`; undefined when a node that may block ours went meanwhile (list again:
+ * the listing that grants the lock must not show it).
  */
-async function locate(
+async function ordered(
   port: ZkPort,
   dir: string,
   ours: OurNode,
   prefix: string,
+  children: string[],
+  position: Position,
   attempt: Attempt,
-): Promise<{ position: Position; stat: NodeStat } | undefined> {
-  const { children, stat } = await attempt.reply(port.getChildren(dir));
-  attempt.progressed();
-  const position = positionOf(children, ours.name, prefix);
-  if (!position.unordered || !position.present) return { position, stat };
+): Promise<Position | undefined> {
   const names = mayBlockOurs(children, ours.name, prefix);
   const lookups = names.map((name) => port.exists(`${dir}/${name}`));
   const own = ours.czxid === undefined ? port.exists(`${dir}/${ours.name}`) : undefined;
   const [stats, ownStat] = await attempt.reply(Promise.all([Promise.all(lookups), own]));
   if (own) {
-    if (!ownStat) return { position: { ...position, present: false }, stat };
+    if (!ownStat) return { ...position, present: false };
     ours.czxid = ownStat.czxid;
   }
   if (stats.some((found) => found === null)) return undefined;
   const czxids = new Map(names.map((name, i) => [name, stats[i]!.czxid]));
   czxids.set(ours.name, ours.czxid!);
-  return { position: positionOf(children, ours.name, prefix, czxids), stat };
+  return positionOf(children, ours.name, prefix, czxids);
 }
 
 /** Waits until the watched node changes or goes, the session ends, the deadline passes or the signal aborts. */

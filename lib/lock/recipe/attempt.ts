@@ -56,9 +56,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 type Why = GiveUp['why'];
 
 export class Attempt {
+  /**
+   * The attempts that listen to each signal, behind ONE EventTarget listener per signal: a
+   * service's shutdown signal is shared by all its attempts, and adding and removing an EventTarget
+   * listener per attempt cost more than the rest of an attempt's bookkeeping.
+   */
+  private static readonly listening = new WeakMap<AbortSignal, Set<Attempt>>();
+
   private over: Why | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly waiters = new Set<(why: Why) => void>();
+  private readonly waiters = new Set<Waiting>();
   private readonly cleanups: Promise<void>[] = [];
   private failures = 0;
 
@@ -67,17 +74,35 @@ export class Attempt {
     private readonly signal: AbortSignal | undefined,
   ) {
     if (signal?.aborted) this.over = 'aborted';
-    else if (performance.now() >= deadline) this.over = 'timeout';
+    else if (deadline !== Infinity && performance.now() >= deadline) this.over = 'timeout';
     else {
-      signal?.addEventListener('abort', this.onAbort, { once: true });
+      if (signal) Attempt.listen(signal, this);
       if (deadline !== Infinity) this.arm();
     }
   }
 
   /** Stops the timer and the listener (late handlers still run). */
   end(): void {
-    clearTimeout(this.timer);
-    this.signal?.removeEventListener('abort', this.onAbort);
+    if (this.timer) clearTimeout(this.timer);
+    if (this.signal) Attempt.listening.get(this.signal)?.delete(this);
+  }
+
+  private static listen(signal: AbortSignal, attempt: Attempt): void {
+    let attempts = Attempt.listening.get(signal);
+    if (!attempts) {
+      const listeners = new Set<Attempt>();
+      attempts = listeners;
+      Attempt.listening.set(signal, listeners);
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const listener of Array.from(listeners)) listener.onAbort();
+          listeners.clear();
+        },
+        { once: true },
+      );
+    }
+    attempts.add(attempt);
   }
 
   /** Throws GiveUp when the deadline passed or the signal aborted. */
@@ -90,7 +115,7 @@ export class Attempt {
   private refresh(): void {
     if (this.over) return;
     if (this.signal?.aborted) this.over = 'aborted';
-    else if (performance.now() >= this.deadline) this.over = 'timeout';
+    else if (this.deadline !== Infinity && performance.now() >= this.deadline) this.over = 'timeout';
   }
 
   /** Waits for a request's reply; GiveUp (unavailable) when the attempt ends first. */
@@ -147,6 +172,11 @@ export class Attempt {
     this.cleanups.push(deletion);
   }
 
+  /** Whether there are deletions to wait for ({@link drain} would wait). */
+  get draining(): boolean {
+    return this.cleanups.length > 0;
+  }
+
   /** Waits up to CLEANUP_WAIT_MS for the deletions so far; the slower ones go on in the background. */
   async drain(): Promise<void> {
     if (this.cleanups.length === 0) return;
@@ -160,40 +190,17 @@ export class Attempt {
    */
   private race<T>(promise: Promise<T>, unavailable: boolean, also?: AbortSignal, late?: Late<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const settle = () => {
-        settled = true;
-        this.waiters.delete(onOver);
-        also?.removeEventListener('abort', onAlso);
-      };
-      const onOver = (why: Why) => {
-        settle();
-        reject(new GiveUp(why, unavailable));
-      };
-      const onAlso = () => {
-        settle();
-        resolve(undefined as T);
-      };
+      const waiter = new Waiter<T>(this.waiters, resolve, reject, unavailable, also, late);
       promise.then(
-        (value) => {
-          if (!settled) {
-            settle();
-            resolve(value);
-          } else if (late?.value) quietly(late.value, value);
-        },
-        (error: unknown) => {
-          if (!settled) {
-            settle();
-            reject(error);
-          } else if (late?.error) quietly(late.error, error);
-        },
+        (value) => waiter.value(value),
+        (error: unknown) => waiter.error(error),
       );
       this.refresh();
-      if (this.over) onOver(this.over);
-      else if (also?.aborted) onAlso();
+      if (this.over) waiter.over(this.over);
+      else if (also?.aborted) waiter.handleEvent();
       else {
-        this.waiters.add(onOver);
-        also?.addEventListener('abort', onAlso, { once: true });
+        this.waiters.add(waiter);
+        also?.addEventListener('abort', waiter, { once: true });
       }
     });
   }
@@ -208,14 +215,66 @@ export class Attempt {
     this.finish('timeout');
   }
 
-  private readonly onAbort = (): void => {
+  private onAbort(): void {
     this.end();
     this.finish('aborted');
-  };
+  }
 
   private finish(why: Why): void {
     this.over ??= why;
-    for (const waiter of Array.from(this.waiters)) waiter(this.over);
+    for (const waiter of Array.from(this.waiters)) waiter.over(this.over);
+  }
+}
+
+/** A wait the attempt's end settles. */
+interface Waiting {
+  over(why: Why): void;
+}
+
+/**
+ * One wait of {@link Attempt.race}: settled by the first of the awaited promise, the attempt's end
+ * (`over`) and the `also` signal (an abort listener object: `handleEvent`); what comes after that
+ * goes to the late handlers. A class, not closures: one object per request on the hot path.
+ */
+class Waiter<T> implements Waiting {
+  private settled = false;
+
+  constructor(
+    private readonly waiters: Set<Waiting>,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly unavailable: boolean,
+    private readonly also: AbortSignal | undefined,
+    private readonly late: Late<T> | undefined,
+  ) {}
+
+  value(value: T): void {
+    if (this.settle()) this.resolve(value);
+    else if (this.late?.value) quietly(this.late.value, value);
+  }
+
+  error(error: unknown): void {
+    if (this.settle()) this.reject(error);
+    else if (this.late?.error) quietly(this.late.error, error);
+  }
+
+  /** The attempt ended (deadline or abort). */
+  over(why: Why): void {
+    if (this.settle()) this.reject(new GiveUp(why, this.unavailable));
+  }
+
+  /** `also` aborted: resolves (undefined). */
+  handleEvent(): void {
+    if (this.settle()) this.resolve(undefined as T);
+  }
+
+  /** True the first time: stops listening. */
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.waiters.delete(this);
+    this.also?.removeEventListener('abort', this);
+    return true;
   }
 }
 

@@ -84,7 +84,8 @@ export function parseNode(name: string): QueueNode | undefined {
 
 /** Sequence number of a lock node name (negative past 2^31 - 1), or NaN when the name is not a lock node. */
 export function sequenceOf(name: string): number {
-  return parseNode(name)?.sequence ?? Number.NaN;
+  const code = scanNode(name);
+  return Number.isNaN(code) ? Number.NaN : unsignedOf(code) | 0;
 }
 
 /**

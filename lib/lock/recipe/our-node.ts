@@ -41,7 +41,7 @@ export async function createOrRecover(
   let unsure = false;
   let needDirectory = false;
   for (;;) {
-    const session = await attempt.session(port, request.wait);
+    const session = port.currentSession() ?? (await attempt.session(port, request.wait));
     try {
       if (needDirectory) await ensureDirectory(port, dir, attempt);
       needDirectory = false;
@@ -134,26 +134,65 @@ export async function removeAttempt(port: ZkPort, dir: string, prefix: string, s
  * Deletes our node, retrying through connection loss (backing off) while its session lives; when
  * the session is over the server removes the node itself. Resolves with the permanent error that
  * kept it from deleting the node (e.g. NO_AUTH), undefined when the node is gone. Never rejects.
+ * Not an async function: the first delete is sent at once, and its reply resolves the result
+ * without a promise layer in between (a release's delete is on every lock's path). With `then`,
+ * resolves with what `then` makes of that outcome (one layer less again), or rejects with what it throws.
  */
-export async function removeNode(port: ZkPort, path: string, session: ZkSession): Promise<ZooKeeperError | undefined> {
+export function removeNode(port: ZkPort, path: string, session: ZkSession): Promise<ZooKeeperError | undefined>;
+export function removeNode<T>(
+  port: ZkPort,
+  path: string,
+  session: ZkSession,
+  then: (failure: ZooKeeperError | undefined) => T,
+): Promise<T>;
+export function removeNode(
+  port: ZkPort,
+  path: string,
+  session: ZkSession,
+  then: (failure: ZooKeeperError | undefined) => unknown = outcome,
+): Promise<unknown> {
+  let request: Promise<void> | undefined;
+  try {
+    request = session.ended.aborted ? undefined : port.remove(path);
+  } catch (error) {
+    return removeAfter(error, port, path, session).then(then);
+  }
+  if (!request) return Promise.resolve(undefined).then(then); // (the session is over: the node goes with it)
+  // (a delete resolves with undefined: `then` takes it as "gone")
+  return request.then(then as (value: void) => unknown, (error: unknown) =>
+    removeAfter(error, port, path, session).then(then),
+  );
+}
+
+/** The outcome as it is (removeNode without `then`). */
+const outcome = (failure: ZooKeeperError | undefined): ZooKeeperError | undefined => failure;
+
+/** {@link removeNode} after the first delete failed with `error`. Never rejects. */
+async function removeAfter(
+  error: unknown,
+  port: ZkPort,
+  path: string,
+  session: ZkSession,
+): Promise<ZooKeeperError | undefined> {
   let failures = 0;
-  while (!session.ended.aborted) {
+  for (;;) {
+    if (isNoNode(error)) return undefined;
+    if (!isTransient(error)) return error as ZooKeeperError;
+    failures += 1;
+    await pause(failures === 1 ? 0 : Math.min(1_000, 10 * 2 ** (failures - 2)), session.ended);
+    try {
+      if ((await port.waitForSession(session.ended)) !== session) return undefined;
+    } catch {
+      return undefined;
+    }
+    if (session.ended.aborted) return undefined;
     try {
       await port.remove(path);
       return undefined;
-    } catch (error) {
-      if (isNoNode(error)) return undefined;
-      if (!isTransient(error)) return error as ZooKeeperError;
-      failures += 1;
-      await pause(failures === 1 ? 0 : Math.min(1_000, 10 * 2 ** (failures - 2)), session.ended);
-      try {
-        if ((await port.waitForSession(session.ended)) !== session) return undefined;
-      } catch {
-        return undefined;
-      }
+    } catch (failure) {
+      error = failure;
     }
   }
-  return undefined;
 }
 
 /** {@link removeNode} without the outcome. Never rejects. */
