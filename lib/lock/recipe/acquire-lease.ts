@@ -5,11 +5,11 @@
  */
 import type { WatchRegistration, ZkPort, ZkSession } from '../../connection/zk-port.js';
 import { InvalidOptionsError } from '../../errors/invalid-options.error.js';
-import { lockWithin, type AcquireRequest, type Acquired } from './acquire-lock.js';
+import { granted, lockWithin, type AcquireRequest, type Acquired } from './acquire-lock.js';
 import { Attempt, isNoNode, isTransient } from './attempt.js';
-import { attemptId, MARKER, sequenceOf, type QueueNode } from './node-names.js';
+import { attemptId, MARKER, type QueueNode } from './node-names.js';
 import { createOrRecover, deleteNode, type OurNode } from './our-node.js';
-import { fencingToken, lockQueue } from './queue-order.js';
+import { lockQueue } from './queue-order.js';
 
 export interface LeaseRequest extends Omit<AcquireRequest, 'kind'> {
   /** How many holders the semaphore admits at once; our lease node's data says `"leases":N`. */
@@ -116,11 +116,6 @@ async function takeLease(
     for (const registration of watches.values()) registration.cancel();
     if (ours) attempt.cleanup(deleteNode(port, `${dir}/${ours.name}`, ours.session));
   }
-}
-
-function granted(dir: string, ours: OurNode, pzxid: bigint): Acquired {
-  const { name, session } = ours;
-  return { node: `${dir}/${name}`, sequence: sequenceOf(name), fencingToken: fencingToken(pzxid), session };
 }
 
 /**

@@ -91,12 +91,7 @@ export async function lockWithin(
       }
       if (!blocker) {
         if (port.currentSession() !== ours.session) continue; // (its session is over, or its loss is due)
-        const acquired: Acquired = {
-          node: `${dir}/${ours.name}`,
-          sequence: sequenceOf(ours.name),
-          fencingToken: fencingToken(listing.stat.pzxid),
-          session: ours.session,
-        };
+        const acquired = granted(dir, ours, listing.stat.pzxid);
         ours = undefined; // handed over: the caller owns it now
         return acquired;
       }
@@ -110,6 +105,12 @@ export async function lockWithin(
       attempt.end();
     }
   }
+}
+
+/** The acquisition of our node `ours` in `dir`, granted by a listing with this pzxid. */
+export function granted(dir: string, ours: OurNode, pzxid: bigint): Acquired {
+  const { name, session } = ours;
+  return { node: `${dir}/${name}`, sequence: sequenceOf(name), fencingToken: fencingToken(pzxid), session };
 }
 
 /**
