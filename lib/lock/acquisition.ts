@@ -90,33 +90,54 @@ export class LockAcquirer {
   /**
    * `wait` false: give up at once when the lock is busy (null). `ownNode`: take a ZooKeeper node
    * even when coalescing (what the local queue itself does); such internal nodes emit no events.
+   * Not an async function: a call without a signal of its own goes straight to the recipe (one
+   * promise layer less between a reply and the next request); what its checks throw rejects.
    */
-  async take(path: string, options: AcquireOptions, wait: boolean, ownNode = false): Promise<LockHandle | null> {
-    validateLockPath(path);
-    checkAcquireOptions(options);
-    const timeout = options.timeout ?? this.connection.options.lockTimeout;
-    const { kind, leases } = kindOf(options);
-    const nested = options.reentrant === false ? undefined : reenter(path, kind);
-    if (nested) return nested;
-    if (this.stopping.signal.aborted) throw shuttingDown(path);
-    if (this.connection.state === 'closed') {
-      throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
-    }
-    // timeout 0: one look, no wait (like tryAcquire, but a busy lock is a timeout).
-    const waits = wait && timeout > 0;
-    if (!waits) this.requireSession(path);
-    // Waits end when the caller's signal aborts, or at once when the application shuts down.
-    const linked = linkSignals(options.signal, this.stopping.signal);
-    const events = !ownNode && this.stream.observed();
-    const started = events ? performance.now() : 0;
-    const a: Attempt = { path, kind, leases, timeout, options, wait, waits, signal: linked.signal, started, events };
+  take(path: string, options: AcquireOptions, wait: boolean, ownNode = false): Promise<LockHandle | null> {
+    let a: Attempt;
     try {
-      // Coalescing serves plain locks (no mode, no leases): read/write locks keep Curator's naming.
-      if (this.local && !ownNode && kind === 'write' && options.mode === undefined) {
-        if (waits) return await this.takeLocal(this.local, a);
-        if (await this.localBusy(this.local, path)) {
+      validateLockPath(path);
+      checkAcquireOptions(options);
+      const timeout = options.timeout ?? this.connection.options.lockTimeout;
+      const { kind, leases } = kindOf(options);
+      const nested = options.reentrant === false ? undefined : reenter(path, kind);
+      if (nested) return Promise.resolve(nested);
+      if (this.stopping.signal.aborted) throw shuttingDown(path);
+      if (this.connection.state === 'closed') {
+        throw new NotConnectedError(`cannot lock ${path}: the connection is closed`);
+      }
+      // timeout 0: one look, no wait (like tryAcquire, but a busy lock is a timeout).
+      const waits = wait && timeout > 0;
+      if (!waits) this.requireSession(path);
+      const events = !ownNode && this.stream.observed();
+      const started = events ? performance.now() : 0;
+      // Waits end when the caller's signal aborts, or at once when the application shuts down
+      // (without a signal of the caller's: the shutdown signal itself, nothing to link).
+      const signal = this.stopping.signal;
+      a = { path, kind, leases, timeout, options, wait, waits, signal, started, events };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Coalescing serves plain locks (no mode, no leases): read/write locks keep Curator's naming.
+    const local = this.local && !ownNode && a.kind === 'write' && options.mode === undefined ? this.local : undefined;
+    if (options.signal === undefined && local === undefined) return this.takeNode(a, ownNode);
+    return this.takeLinked(a, local, ownNode);
+  }
+
+  /** {@link take} with the caller's signal linked to the shutdown signal, or through the local queue. */
+  private async takeLinked(
+    a: Attempt,
+    local: LocalLockQueues | undefined,
+    ownNode: boolean,
+  ): Promise<LockHandle | null> {
+    const linked = linkSignals(a.options.signal, this.stopping.signal);
+    a.signal = linked.signal;
+    try {
+      if (local) {
+        if (a.waits) return await this.takeLocal(local, a);
+        if (await this.localBusy(local, a.path)) {
           // held or awaited by another caller of this process
-          if (wait) throw new LockTimeoutError(path, timeout);
+          if (a.wait) throw new LockTimeoutError(a.path, a.timeout);
           return null;
         }
       }
@@ -187,26 +208,34 @@ export class LockAcquirer {
   /** Runs the recipe for a node of our own. */
   private async takeNode(a: Attempt, ownNode: boolean): Promise<LockHandle | null> {
     const { path, kind, timeout, options } = a;
-    const data = kind === 'lease' ? this.ownerData(`,"leases":${a.leases}`) : this.ownerData();
     const now = performance.now();
-    const request = {
-      dir: path,
-      data,
-      // No wait: one look, bounded by the request deadline.
-      deadline: !a.waits
-        ? now + this.connection.options.operationTimeout
-        : timeout === Infinity
-          ? Infinity
-          : now + timeout,
-      signal: a.signal,
-      wait: a.waits,
-    };
+    // No wait: one look, bounded by the request deadline.
+    const deadline = !a.waits
+      ? now + this.connection.options.operationTimeout
+      : timeout === Infinity
+        ? Infinity
+        : now + timeout;
     let acquired: Acquired | null;
     try {
       acquired =
         kind === 'lease'
-          ? await acquireLease(this.connection, { ...request, leases: a.leases! })
-          : await acquireLock(this.connection, { ...request, kind, curatorWrite: options.mode === 'write' });
+          ? await acquireLease(this.connection, {
+              dir: path,
+              data: this.ownerData(`,"leases":${a.leases}`),
+              deadline,
+              signal: a.signal,
+              wait: a.waits,
+              leases: a.leases!,
+            })
+          : await acquireLock(this.connection, {
+              dir: path,
+              data: this.ownerData(),
+              deadline,
+              signal: a.signal,
+              wait: a.waits,
+              kind,
+              curatorWrite: options.mode === 'write',
+            });
     } catch (error) {
       if (error instanceof GiveUp) return this.gaveUpWith(a, error);
       throw error;
