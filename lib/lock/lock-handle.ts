@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { LockLostError, type LockLostReason } from '../errors/lock-lost.error.js';
 import { ZooKeeperError } from '../errors/zookeeper.error.js';
 import type { SessionEndReason, ZkPort, ZkSession } from '../connection/zk-port.js';
@@ -97,8 +96,7 @@ export class HeldLock implements OuterLock {
   readonly node: string;
   readonly fencingToken: bigint;
   private releasing: Promise<void> | undefined;
-  /** Where the delayed watch of our node waits, until it is due (see DelayedWatches). */
-  private delayed: DelayedWatches | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
   private watching = false;
   private ended = false;
   /** Nested handles, made on the first reentrant acquisition. */
@@ -124,8 +122,8 @@ export class HeldLock implements OuterLock {
     if (watchDelay === 0) this.watchNow();
     else if (watchDelay !== Infinity) {
       // (watchDelay is a validated option: at most 2^31-1 ms)
-      this.delayed = delayedWatches(watchDelay);
-      this.delayed.add(this);
+      this.watchTimer = setTimeout(() => this.watchNow(), watchDelay);
+      this.watchTimer.unref();
     }
   }
 
@@ -178,8 +176,8 @@ export class HeldLock implements OuterLock {
 
   /** Watches our node from now on (if not yet), so that a deletion or a release request is seen at once. */
   watchNow(): void {
-    this.delayed?.delete(this);
-    this.delayed = undefined;
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     if (this.watching || this.released) return;
     this.watching = true;
     this.watchOwnNode().catch(() => undefined);
@@ -202,8 +200,8 @@ export class HeldLock implements OuterLock {
   }
 
   private stopWatching(): void {
-    this.delayed?.delete(this);
-    this.delayed = undefined;
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     bySession.get(this.acquired.session)?.delete(this);
   }
 
@@ -243,56 +241,6 @@ export class HeldLock implements OuterLock {
       if (failure instanceof ZooKeeperError) throw failure;
     });
   }
-}
-
-/**
- * The delayed own-node watches (`heldLockWatchDelay`) of the held locks, one queue per delay. Locks
- * join a queue in the order they are acquired, so it is in due order and ONE timer, for its
- * oldest, serves it all (a timer per lock, armed and cleared on every acquisition, cost more).
- */
-class DelayedWatches {
-  /** Each lock with the time (performance.now()) its watch is due, oldest first. */
-  private readonly due = new Map<HeldLock, number>();
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly delay: number) {}
-
-  add(lock: HeldLock): void {
-    this.due.set(lock, performance.now() + this.delay);
-    this.arm();
-  }
-
-  delete(lock: HeldLock): void {
-    this.due.delete(lock); // (the timer stays: when it fires it waits for the next oldest, or stops)
-  }
-
-  private arm(): void {
-    if (this.timer) return;
-    const next = this.due.values().next();
-    if (next.done) return;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(next.value - performance.now())));
-    this.timer.unref();
-  }
-
-  private fire(): void {
-    this.timer = undefined;
-    const now = performance.now();
-    for (const [lock, at] of this.due) {
-      if (at > now) break;
-      this.due.delete(lock);
-      lock.watchNow();
-    }
-    this.arm();
-  }
-}
-const delayedByMs = new Map<number, DelayedWatches>();
-function delayedWatches(delay: number): DelayedWatches {
-  let queue = delayedByMs.get(delay);
-  if (!queue) {
-    queue = new DelayedWatches(delay);
-    delayedByMs.set(delay, queue);
-  }
-  return queue;
 }
 
 /**
