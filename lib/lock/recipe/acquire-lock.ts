@@ -1,8 +1,8 @@
 /** The exclusive and shared lock: create our node, list, hold or wait for the node ahead. */
 import type { NodeStat, ZkPort, ZkSession } from '../../connection/zk-port.js';
 import { Attempt, isNoNode, isTransient } from './attempt.js';
-import { attemptId, MARKER, sequenceOf } from './node-names.js';
-import { createOrRecover, deleteNode, type OurNode } from './our-node.js';
+import { attemptId, basename, MARKER, sequenceOf } from './node-names.js';
+import { createNode, createOrRecover, deleteNode, type OurNode } from './our-node.js';
 import { fencingToken, mayBlockOurs, positionOf, type Position } from './queue-order.js';
 
 export interface AcquireRequest {
@@ -64,11 +64,15 @@ export async function lockWithin(
       attempt.check(current === undefined); // (out of time without a session: an outage)
       const session = current ?? (await attempt.session(port, request.wait));
       if (ours?.session !== session) {
-        ours = await createOrRecover(port, request, prefix, attempt);
+        try {
+          ours = { name: basename(await createNode(port, request, prefix, attempt, session)), session };
+          attempt.progressed();
+        } catch (error) {
+          ours = await createOrRecover(port, request, prefix, attempt, { error, session });
+        }
         continue;
       }
-      let listing: { children: string[]; stat: NodeStat };
-      let position: Position | undefined;
+      let listing: { children: string[]; stat: NodeStat }, position: Position | undefined;
       try {
         listing = await attempt.reply(port.getChildren(dir));
         attempt.progressed();
@@ -76,8 +80,8 @@ export async function lockWithin(
         if (position.unordered && position.present)
           position = await ordered(port, dir, ours, prefix, listing.children, position, attempt);
       } catch (error) {
-        if (!isTransient(error) && !isNoNode(error)) throw error;
-        if (isNoNode(error)) ours = undefined; // the directory went, and our node with it
+        if (isNoNode(error)) ours = undefined;
+        else if (!isTransient(error)) throw error; // (NO_NODE: the directory went, and our node with it)
         await attempt.failed();
         continue;
       }
@@ -85,8 +89,7 @@ export async function lockWithin(
       const { present, blocker, orphans } = position;
       for (const orphan of orphans) void port.remove(`${dir}/${orphan}`).catch(() => undefined);
       if (!present) {
-        // Our node is gone: the session ended, or someone deleted it. Queue again.
-        ours = undefined;
+        ours = undefined; // our node is gone (its session ended, or someone deleted it): queue again
         continue;
       }
       if (!blocker) {
@@ -100,10 +103,8 @@ export async function lockWithin(
     }
   } finally {
     if (ours) attempt.cleanup(deleteNode(port, `${dir}/${ours.name}`, ours.session));
-    if (ownAttempt) {
-      if (attempt.draining) await attempt.drain();
-      attempt.end();
-    }
+    if (ownAttempt && attempt.draining) await attempt.drain();
+    if (ownAttempt) attempt.end();
   }
 }
 

@@ -66,7 +66,7 @@ export class Attempt {
   private over: Why | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<Waiting>();
-  private readonly cleanups: Promise<void>[] = [];
+  private cleanups: Promise<void>[] | undefined;
   private failures = 0;
 
   constructor(
@@ -169,17 +169,17 @@ export class Attempt {
 
   /** A deletion of ours to wait for (briefly) before the attempt settles; it must never reject. */
   cleanup(deletion: Promise<void>): void {
-    this.cleanups.push(deletion);
+    (this.cleanups ??= []).push(deletion);
   }
 
   /** Whether there are deletions to wait for ({@link drain} would wait). */
   get draining(): boolean {
-    return this.cleanups.length > 0;
+    return this.cleanups !== undefined && this.cleanups.length > 0;
   }
 
   /** Waits up to CLEANUP_WAIT_MS for the deletions so far; the slower ones go on in the background. */
   async drain(): Promise<void> {
-    if (this.cleanups.length === 0) return;
+    if (!this.cleanups || this.cleanups.length === 0) return;
     await settledWithin(Promise.all(this.cleanups.splice(0)));
   }
 
@@ -250,12 +250,12 @@ class Waiter<T> implements Waiting {
 
   value(value: T): void {
     if (this.settle()) this.resolve(value);
-    else if (this.late?.value) quietly(this.late.value, value);
+    else if (this.late?.value) quietly(() => this.late?.value?.(value));
   }
 
   error(error: unknown): void {
     if (this.settle()) this.reject(error);
-    else if (this.late?.error) quietly(this.late.error, error);
+    else if (this.late?.error) quietly(() => this.late?.error?.(error));
   }
 
   /** The attempt ended (deadline or abort). */
@@ -279,9 +279,9 @@ class Waiter<T> implements Waiting {
 }
 
 /** Runs a late handler: nothing it throws may become an unhandled rejection. */
-function quietly<T>(handler: (value: T) => void, value: T): void {
+function quietly(handler: () => void): void {
   try {
-    handler(value);
+    handler();
   } catch {
     // a late handler only cleans up; it has no one to report to
   }

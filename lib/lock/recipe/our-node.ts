@@ -5,7 +5,7 @@
 import type { ZkPort, ZkSession } from '../../connection/zk-port.js';
 import { InvalidOptionsError } from '../../errors/invalid-options.error.js';
 import type { ZooKeeperError } from '../../errors/zookeeper.error.js';
-import { isNodeExists, isNoNode, isTransient, type Attempt } from './attempt.js';
+import { isNodeExists, isNoNode, isTransient, type Attempt, type Late } from './attempt.js';
 import { basename } from './node-names.js';
 
 export interface OurNode {
@@ -36,30 +36,16 @@ export async function createOrRecover(
   request: NodeRequest,
   prefix: string,
   attempt: Attempt,
+  /** A first create already tried (by the caller, with {@link createNode}) and how it failed. */
+  first?: { error: unknown; session: ZkSession },
 ): Promise<OurNode> {
-  const { dir, data } = request;
+  const { dir } = request;
   let unsure = false;
   let needDirectory = false;
+  let failed = first;
   for (;;) {
-    const session = port.currentSession() ?? (await attempt.session(port, request.wait));
-    try {
-      if (needDirectory) await ensureDirectory(port, dir, attempt);
-      needDirectory = false;
-      if (unsure) {
-        const adopted = await recover(port, dir, prefix, session, attempt);
-        if (adopted) return adopted;
-        unsure = false;
-      }
-      const path = await attempt.reply(port.create(`${dir}/${prefix}`, data, 'ephemeral-sequential'), {
-        // Given up while the create was on its way: undo whatever it did.
-        value: (created) => void deleteNode(port, created, session),
-        error: (error) => {
-          if (isTransient(error)) void removeAttempt(port, dir, prefix, session);
-        },
-      });
-      attempt.progressed();
-      return { name: basename(path), session };
-    } catch (error) {
+    if (failed) {
+      const { error, session } = failed;
       const retry = isNoNode(error) || isTransient(error) || isNodeExists(error);
       if (!retry) {
         if (unsure) void removeAttempt(port, dir, prefix, session);
@@ -72,6 +58,57 @@ export async function createOrRecover(
         throw giveUp;
       });
     }
+    const session = port.currentSession() ?? (await attempt.session(port, request.wait));
+    try {
+      if (needDirectory) await ensureDirectory(port, dir, attempt);
+      needDirectory = false;
+      if (unsure) {
+        const adopted = await recover(port, dir, prefix, session, attempt);
+        if (adopted) return adopted;
+        unsure = false;
+      }
+      const path = await createNode(port, request, prefix, attempt, session);
+      attempt.progressed();
+      return { name: basename(path), session };
+    } catch (error) {
+      failed = { error, session };
+    }
+  }
+}
+
+/**
+ * One create of our node in `session` (createOrRecover's step; the recipe tries it first itself).
+ * A create given up on while on its way is undone when its outcome comes: the node it made is
+ * deleted, and after a connection loss any node of the attempt once the session answers again.
+ */
+export function createNode(
+  port: ZkPort,
+  request: NodeRequest,
+  prefix: string,
+  attempt: Attempt,
+  session: ZkSession,
+): Promise<string> {
+  return attempt.reply(
+    port.create(`${request.dir}/${prefix}`, request.data, 'ephemeral-sequential'),
+    new LateCreate(port, request.dir, prefix, session),
+  );
+}
+
+/** What undoes a create that answers after its attempt gave up on it (see {@link createNode}). */
+class LateCreate implements Late<string> {
+  constructor(
+    private readonly port: ZkPort,
+    private readonly dir: string,
+    private readonly prefix: string,
+    private readonly session: ZkSession,
+  ) {}
+
+  value(created: string): void {
+    void deleteNode(this.port, created, this.session);
+  }
+
+  error(error: unknown): void {
+    if (isTransient(error)) void removeAttempt(this.port, this.dir, this.prefix, this.session);
   }
 }
 
