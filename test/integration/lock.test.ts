@@ -387,9 +387,14 @@ describe('cost', () => {
       requestsDuring(server, proxy, async () => (await locks.acquire('/locks/cost-default')).release());
     expect(await fresh()).toBe(6);
 
+    // From here on, a child that is no lock node keeps the directory from being reclaimed: the
+    // test server checks containers every 500 ms (a production server once a minute), and a lock
+    // right after a reclaim pays the 3 requests of a fresh path once more. Emptied ~1/3 of each
+    // cycle, it was reclaimed about once a second: 312 requests for 100 short cycles on a slow
+    // loop, 7 instead of 4 for the long hold on a loaded machine. The recipe ignores the child.
+    await keepDirectory(connection, '/locks/cost-default');
+
     // Short holds (well under heldLockWatchDelay): create, getChildren, delete; no own-node watch.
-    // (The emptied container may be reclaimed by the test server's 500 ms check between two
-    // cycles: the next cycle then pays the 3 requests above once more.)
     const cycles = 100;
     const short = await requestsDuring(server, proxy, async () => {
       for (let i = 0; i < cycles; i += 1) await (await locks.acquire('/locks/cost-default')).release();
@@ -399,11 +404,7 @@ describe('cost', () => {
     expect(await watchCount(server)).toBe(0);
 
     // A hold past heldLockWatchDelay: one request more, the watch on our own node (getData), which
-    // our own delete fires (one notification, no request to remove it). A child that is no lock
-    // node keeps the emptied directory from being reclaimed right before it (its next lock would
-    // pay the 3 requests of a fresh path: seen once on a loaded machine, 7 instead of 4); the
-    // recipe does not see it (not a lock node).
-    await keepDirectory(connection, '/locks/cost-default');
+    // our own delete fires (one notification, no request to remove it).
     const notifications = connection.stats().notifications;
     const long = await requestsDuring(server, proxy, async () => {
       const lock = await locks.acquire('/locks/cost-default');
