@@ -159,16 +159,20 @@ export class Workload {
     this.prng = new Prng(seed.seed);
   }
 
+  private readonly counterOps = new Deck<CounterOp>(COUNTER_OPS);
+  private readonly rwOps = new Deck<SideOp>(RW_OPS);
+  private readonly semaphoreOps = new Deck<SideOp>(SEMAPHORE_OPS);
+
   pickCounterOp(): CounterOp {
-    return weighted(this.prng, COUNTER_OPS);
+    return this.counterOps.deal(this.prng);
   }
 
   pickRwOp(): SideOp {
-    return weighted(this.prng, RW_OPS);
+    return this.rwOps.deal(this.prng);
   }
 
   pickSemaphoreOp(): SideOp {
-    return weighted(this.prng, SEMAPHORE_OPS);
+    return this.semaphoreOps.deal(this.prng);
   }
 
   /** One fenced read-modify-write of the counter by `op`; rejects with Busy when the lock was (meant to be found) busy. */
@@ -324,12 +328,26 @@ export class Workload {
   }
 }
 
-function weighted<K extends string>(prng: Prng, weights: Readonly<Record<K, number>>): K {
-  const entries = Object.entries(weights) as [K, number][];
-  let draw = prng.next() * entries.reduce((sum, [, w]) => sum + w, 0);
-  for (const [key, weight] of entries) {
-    draw -= weight;
-    if (draw < 0) return key;
+/**
+ * Ops dealt from a shuffled deck that holds each op as many times as its weight, refilled when
+ * empty: the draw keeps the weights, and every op comes within each round (a 1-in-6 op such as
+ * `longRead` once went undrawn through a whole slow run, failing the workload check).
+ */
+class Deck<K extends string> {
+  private cards: K[] = [];
+
+  constructor(private readonly weights: Readonly<Partial<Record<K, number>>>) {}
+
+  deal(prng: Prng): K {
+    if (this.cards.length === 0) {
+      for (const [key, weight] of Object.entries(this.weights) as [K, number][]) {
+        for (let i = 0; i < weight; i += 1) this.cards.push(key);
+      }
+      for (let i = this.cards.length - 1; i > 0; i -= 1) {
+        const j = prng.int(0, i);
+        [this.cards[i], this.cards[j]] = [this.cards[j], this.cards[i]];
+      }
+    }
+    return this.cards.pop()!;
   }
-  return entries.at(-1)![0];
 }
