@@ -24,6 +24,13 @@ afterAll(async () => {
   await server?.dispose();
 });
 
+/**
+ * The lock below is held across app.close(), which waits shutdownTimeout (default 10 s) for it
+ * first: kept short, so that a loaded machine has no 10 s in which to lose the session (the
+ * holder would then be told `connection-lost`, not `closed`).
+ */
+const SHUTDOWN_MS = 200;
+
 @Injectable()
 class ReportService {
   constructor(readonly locks: LockService) {}
@@ -40,7 +47,7 @@ class ConfigModule {}
 @Injectable()
 class OptionsFactory implements ZkLockOptionsFactory {
   createZkLockOptions(): ZkLockOptions {
-    return { connectionString: server.connectString, appName: 'from-class' };
+    return { connectionString: server.connectString, appName: 'from-class', shutdownTimeout: SHUTDOWN_MS };
   }
 }
 
@@ -49,14 +56,17 @@ class FactoryModule {}
 
 describe('ZkLockModule', () => {
   it.each([
-    ['forRoot', () => ZkLockModule.forRoot({ connectionString: server.connectString })],
+    ['forRoot', () => ZkLockModule.forRoot({ connectionString: server.connectString, shutdownTimeout: SHUTDOWN_MS })],
     [
       'forRootAsync with useFactory and inject',
       () =>
         ZkLockModule.forRootAsync({
           imports: [ConfigModule],
           inject: [ZkConfig],
-          useFactory: (config: ZkConfig) => ({ connectionString: config.connectionString }),
+          useFactory: (config: ZkConfig) => ({
+            connectionString: config.connectionString,
+            shutdownTimeout: SHUTDOWN_MS,
+          }),
         }),
     ],
     ['forRootAsync with useClass', () => ZkLockModule.forRootAsync({ useClass: OptionsFactory })],
