@@ -47,7 +47,9 @@ function children(path: string): Promise<string[]> {
 describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
   it('two apps (two sessions) never run the locked handler at the same time', async () => {
     const [a, b] = await Promise.all([startApp(platform), startApp(platform)]);
-    const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/work/20`)));
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/section/20`)),
+    );
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
     const tokens = await Promise.all(responses.map(async (r) => BigInt(((await r.json()) as { token: string }).token)));
     expect(new Set(tokens).size).toBe(10);
@@ -67,7 +69,7 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
     expect(response.status).toBe(400);
     expect(((await response.json()) as { message: string }).message).toBe(message);
     expect(await children('/locks/http')).toEqual([]);
-    const next = await fetch(`${url}/work/0`);
+    const next = await fetch(`${url}/section/0`);
     expect(next.status).toBe(200);
   });
 
@@ -77,7 +79,7 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
     for (let i = 0; i < 5; i += 1) {
       const seen = await new Promise<{ status: number; body: string; listing: string[]; next: LockHandle | Error }>(
         (resolve, reject) => {
-          const req = httpRequest(`${url}/work/0`, (res) => {
+          const req = httpRequest(`${url}/section/0`, (res) => {
             // The status line and headers are here: the response was sent. The very next calls,
             // sent from this callback: a listing (on the same session, answered before the acquire)
             // and an acquire that must not wait (timeout: 0).
@@ -134,7 +136,7 @@ describe.each<Platform>(['express', 'fastify'])('on %s', (platform) => {
     expect(streamed).toBeGreaterThanOrEqual(3);
     await waitFor(async () => (await children('/locks/http')).length === 0, { message: 'stream lock released' });
     const started = Date.now();
-    expect((await fetch(`${url}/work/0`)).status).toBe(200);
+    expect((await fetch(`${url}/section/0`)).status).toBe(200);
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(recorder.intervals.at(-1)?.name).toBe('work');
   });

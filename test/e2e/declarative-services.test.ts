@@ -212,7 +212,7 @@ describe('shutdown', () => {
   it('lets a running locked call finish, refuses new ones, and closes the session', async () => {
     const { app, url } = await httpApp();
     app.enableShutdownHooks();
-    const running = fetch(`${url}/work/300`);
+    const running = fetch(`${url}/section/300`);
     await waitFor(async () => (await children('/locks/http')).length === 1, { message: 'the call holds the lock' });
     const closing = app.close();
     // New locks are refused at once while the running call finishes.

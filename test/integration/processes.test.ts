@@ -120,7 +120,7 @@ describe('two Nest apps in two OS processes', () => {
     });
     const urls = await Promise.all(spawned);
     const statuses = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => fetch(`${urls[i % 2]}/work/10`).then((r) => r.status)),
+      Array.from({ length: 12 }, (_, i) => fetch(`${urls[i % 2]}/section/10`).then((r) => r.status)),
     );
     expect(statuses).toEqual(Array(12).fill(200));
     const intervals = (
